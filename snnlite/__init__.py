@@ -1,0 +1,10 @@
+"""snnlite: spiking neural networks on NumPy and Numba.
+
+CPU training of convolutional SNNs (LIF, BPTT with a surrogate gradient), direct-to-event
+transfer by self-knowledge distillation, and exact spike/synop accounting. Importing
+snnlite never imports torch.
+"""
+from . import encoding, losses, models, nn, optim
+
+__version__ = "0.1.0"
+__all__ = ["encoding", "losses", "models", "nn", "optim", "__version__"]

@@ -1,0 +1,75 @@
+"""One thread pool: BLAS runs single-threaded while Numba's workers split the work.
+
+OpenBLAS keeps its own worker threads spinning after each call; next to Numba's pool they
+fight over the cores. The kernels therefore call GEMM from inside ``prange`` workers with
+BLAS limited to one thread. numpy and scipy each bundle an OpenBLAS (numba's ``np.dot``
+calls scipy's), so both are limited, at run time, through the libraries' own C entry
+points (the way threadpoolctl does it, without the dependency).
+"""
+import contextlib
+import ctypes
+import os
+
+_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads",
+            "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_")
+_GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads",
+            "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")
+_libs = None
+
+
+def _find_symbol(lib, names):
+    for name in names:
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            return fn
+    return None
+
+
+def _blas_libs():
+    """(getter, setter) pairs of every OpenBLAS loaded in this process."""
+    global _libs
+    if _libs is None:
+        import numpy  # noqa: F401  (loads numpy's OpenBLAS)
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
+        paths = set()
+        try:
+            with open("/proc/self/maps") as f:
+                for line in f:
+                    path = line.rsplit(None, 1)[-1]
+                    name = os.path.basename(path).lower()
+                    if "openblas" in name and ".so" in name:
+                        paths.add(path)
+        except OSError:  # not Linux: leave BLAS threading alone
+            pass
+        found = []
+        for path in sorted(paths):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            get, set_ = _find_symbol(lib, _GETTERS), _find_symbol(lib, _SETTERS)
+            if get is not None and set_ is not None:
+                get.restype = ctypes.c_int
+                set_.argtypes = [ctypes.c_int]
+                found.append((get, set_))
+        _libs = found
+    return _libs
+
+
+def get_blas_threads() -> list[int]:
+    """Thread counts of the loaded OpenBLAS libraries."""
+    return [get() for get, _ in _blas_libs()]
+
+
+@contextlib.contextmanager
+def blas_threads(n: int):
+    """Limit every loaded OpenBLAS to ``n`` threads inside the block."""
+    libs = _blas_libs()
+    old = [get() for get, _ in libs]
+    for _, set_ in libs:
+        set_(n)
+    try:
+        yield
+    finally:
+        for (_, set_), k in zip(libs, old):
+            set_(k)

@@ -1,0 +1,75 @@
+"""Batch normalisation over (N, C, L): statistics per channel over N*L, in float64.
+
+Forward (training) saves ``mean`` and ``rstd`` for backward; the caller updates the running
+statistics. Eval mode normalises with the running statistics instead.
+"""
+import numpy as np
+from numba import prange
+
+from .._config import pjit
+
+
+@pjit
+def bn_stats(mean, var, x):
+    """mean, var (C,) <- per-channel mean and biased variance of x (N, C, L)."""
+    N, C, L = x.shape
+    for c in prange(C):
+        s = 0.0
+        for n in range(N):
+            for i in range(L):
+                s += x[n, c, i]
+        m = s / (N * L)
+        q = 0.0
+        for n in range(N):
+            for i in range(L):
+                d = x[n, c, i] - m
+                q += d * d
+        mean[c] = m
+        var[c] = q / (N * L)
+
+
+@pjit
+def bn_normalize(y, x, mean, rstd, gamma, beta):
+    """y (N, C, L) <- (x - mean[c]) * rstd[c] * gamma[c] + beta[c], in float64."""
+    N, C, L = x.shape
+    for k in prange(N * C):
+        n, c = k // C, k % C
+        m, r, g, b = mean[c], rstd[c], np.float64(gamma[c]), np.float64(beta[c])
+        for i in range(L):
+            y[n, c, i] = (x[n, c, i] - m) * r * g + b
+
+
+@pjit
+def bn_backward_reduce(dgamma, dbeta, dy, x, mean, rstd):
+    """dgamma, dbeta (C,) <- sum of dy * xhat and of dy over N*L (overwritten)."""
+    N, C, L = x.shape
+    for c in prange(C):
+        sg = 0.0
+        sb = 0.0
+        m, r = mean[c], rstd[c]
+        for n in range(N):
+            for i in range(L):
+                g = dy[n, c, i]
+                sb += g
+                sg += g * (x[n, c, i] - m) * r
+        dgamma[c] = sg
+        dbeta[c] = sb
+
+
+@pjit
+def bn_backward_input(dx, dy, x, mean, rstd, gamma, dgamma, dbeta):
+    """dx (N, C, L) <- input gradient of training-mode batch norm.
+
+    dx = gamma * rstd * (dy - dbeta / M - xhat * dgamma / M), M = N * L.
+    """
+    N, C, L = x.shape
+    M = N * L
+    for k in prange(N * C):
+        n, c = k // C, k % C
+        m, r = mean[c], rstd[c]
+        a = gamma[c] * r
+        gb = dbeta[c] / M
+        gg = dgamma[c] / M
+        for i in range(L):
+            xh = (x[n, c, i] - m) * r
+            dx[n, c, i] = a * (dy[n, c, i] - gb - xh * gg)

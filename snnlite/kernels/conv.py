@@ -1,0 +1,189 @@
+"""2-D convolution (PyTorch cross-correlation, zero padding), forward and backward.
+
+Layout is NCHW throughout; the weight is ``w2 = weight.reshape(O, C*kh*kw)`` with rows in
+(c, ky, kx) order, so each image is one GEMM that writes its output in place:
+
+    y[n] (O, Ho*Wo) = w2 (O, Ckk) @ cols[n] (Ckk, Ho*Wo)
+
+Each worker owns whole images, its own scratch buffers and its own weight-gradient
+accumulator (summed by the caller), with BLAS single-threaded inside. An image whose input
+is mostly zeros (spikes) skips the GEMM: every nonzero input adds its weighted kernel column
+into the outputs it reaches (forward), or its weighted output gradients into the weight
+gradient (backward). The choice is made per image from the nonzero count.
+"""
+import numpy as np
+from numba import prange
+
+from .._config import njit, pjit
+
+
+@njit
+def out_size(n, k, stride, pad):
+    return (n + 2 * pad - k) // stride + 1
+
+
+@njit
+def im2col(cols, x, kh, kw, stride, pad, Ho, Wo):
+    """cols (C*kh*kw, Ho*Wo) <- patches of one image x (C, H, W)."""
+    C, H, W = x.shape
+    for c in range(C):
+        for ky in range(kh):
+            for kx in range(kw):
+                r = (c * kh + ky) * kw + kx
+                for oy in range(Ho):
+                    iy = oy * stride - pad + ky
+                    base = oy * Wo
+                    if iy < 0 or iy >= H:
+                        for ox in range(Wo):
+                            cols[r, base + ox] = 0
+                        continue
+                    for ox in range(Wo):
+                        ix = ox * stride - pad + kx
+                        cols[r, base + ox] = x[c, iy, ix] if 0 <= ix < W else 0
+
+
+@njit
+def col2im(dx, cols, kh, kw, stride, pad, Ho, Wo):
+    """dx (C, H, W) += adjoint of im2col applied to cols (C*kh*kw, Ho*Wo)."""
+    C, H, W = dx.shape
+    for c in range(C):
+        for ky in range(kh):
+            for kx in range(kw):
+                r = (c * kh + ky) * kw + kx
+                for oy in range(Ho):
+                    iy = oy * stride - pad + ky
+                    if iy < 0 or iy >= H:
+                        continue
+                    base = oy * Wo
+                    for ox in range(Wo):
+                        ix = ox * stride - pad + kx
+                        if 0 <= ix < W:
+                            dx[c, iy, ix] += cols[r, base + ox]
+
+
+@njit
+def _nonzero_fraction(x):
+    C, H, W = x.shape
+    k = 0
+    for c in range(C):
+        for i in range(H):
+            for j in range(W):
+                if x[c, i, j] != 0:
+                    k += 1
+    return k / (C * H * W)
+
+
+@njit
+def _scatter_forward(yT, x, wT, kh, kw, stride, pad, Ho, Wo):
+    """yT (Ho*Wo, O) = conv of one sparse image x (C, H, W); wT (Ckk, O)."""
+    C, H, W = x.shape
+    O = wT.shape[1]
+    yT[:] = 0
+    for c in range(C):
+        for iy in range(H):
+            for ix in range(W):
+                v = x[c, iy, ix]
+                if v == 0:
+                    continue
+                for ky in range(kh):
+                    t = iy + pad - ky
+                    if t < 0 or t % stride != 0 or t // stride >= Ho:
+                        continue
+                    oy = t // stride
+                    for kx in range(kw):
+                        u = ix + pad - kx
+                        if u < 0 or u % stride != 0 or u // stride >= Wo:
+                            continue
+                        row = yT[oy * Wo + u // stride]
+                        wrow = wT[(c * kh + ky) * kw + kx]
+                        for o in range(O):
+                            row[o] += v * wrow[o]
+
+
+@njit
+def _scatter_weight_grad(dwT, x, dyT, kh, kw, stride, pad, Ho, Wo):
+    """dwT (Ckk, O) += weight gradient of one sparse image x (C, H, W); dyT (Ho*Wo, O)."""
+    C, H, W = x.shape
+    O = dwT.shape[1]
+    for c in range(C):
+        for iy in range(H):
+            for ix in range(W):
+                v = x[c, iy, ix]
+                if v == 0:
+                    continue
+                for ky in range(kh):
+                    t = iy + pad - ky
+                    if t < 0 or t % stride != 0 or t // stride >= Ho:
+                        continue
+                    oy = t // stride
+                    for kx in range(kw):
+                        u = ix + pad - kx
+                        if u < 0 or u % stride != 0 or u // stride >= Wo:
+                            continue
+                        grow = dyT[oy * Wo + u // stride]
+                        drow = dwT[(c * kh + ky) * kw + kx]
+                        for o in range(O):
+                            drow[o] += v * grow[o]
+
+
+@pjit
+def conv2d_forward(y, x, w2, wT, kh, kw, stride, pad, sparse_below, cols, yT):
+    """y (N, O, Ho*Wo) <- conv of x (N, C, H, W); w2 (O, Ckk), wT = w2.T contiguous.
+
+    cols (P, Ckk, Ho*Wo) and yT (P, Ho*Wo, O) are scratch, one slab per worker (P workers).
+    Images whose nonzero fraction is below ``sparse_below`` take the scatter path.
+    Returns the number of images that took it.
+    """
+    N = x.shape[0]
+    O, HW = y.shape[1], y.shape[2]
+    Ho = out_size(x.shape[2], kh, stride, pad)
+    Wo = out_size(x.shape[3], kw, stride, pad)
+    P = cols.shape[0]
+    n_sparse = np.zeros(P, np.int64)
+    for tid in prange(P):
+        for n in range(tid, N, P):
+            if _nonzero_fraction(x[n]) < sparse_below:
+                _scatter_forward(yT[tid], x[n], wT, kh, kw, stride, pad, Ho, Wo)
+                for o in range(O):
+                    for p in range(HW):
+                        y[n, o, p] = yT[tid, p, o]
+                n_sparse[tid] += 1
+            else:
+                im2col(cols[tid], x[n], kh, kw, stride, pad, Ho, Wo)
+                np.dot(w2, cols[tid], y[n])
+    return n_sparse.sum()
+
+
+@pjit
+def conv2d_backward(dx, dwT, dy, x, w2, wT, kh, kw, stride, pad, sparse_below,
+                    need_dx, need_dw, cols, dyT, tmp):
+    """Gradients of y = conv(x, w) given dy (N, O, Ho*Wo).
+
+    dx (N, C, H, W) <- input gradient (if need_dx; fully overwritten);
+    dwT (P, Ckk, O) += weight gradient, one accumulator per worker (if need_dw).
+    Scratch per worker: cols (P, Ckk, Ho*Wo), dyT (P, Ho*Wo, O), tmp (P, Ckk, O).
+    """
+    N = x.shape[0]
+    O, HW = dy.shape[1], dy.shape[2]
+    Ckk = w2.shape[1]
+    Ho = out_size(x.shape[2], kh, stride, pad)
+    Wo = out_size(x.shape[3], kw, stride, pad)
+    P = cols.shape[0]
+    for tid in prange(P):
+        for n in range(tid, N, P):
+            if need_dw:
+                if _nonzero_fraction(x[n]) < sparse_below:
+                    for o in range(O):
+                        for p in range(HW):
+                            dyT[tid, p, o] = dy[n, o, p]
+                    _scatter_weight_grad(dwT[tid], x[n], dyT[tid], kh, kw, stride, pad, Ho, Wo)
+                else:
+                    im2col(cols[tid], x[n], kh, kw, stride, pad, Ho, Wo)
+                    np.dot(cols[tid], dy[n].T, tmp[tid])
+                    for r in range(Ckk):
+                        for o in range(O):
+                            dwT[tid, r, o] += tmp[tid, r, o]
+            if need_dx:
+                np.dot(wT, dy[n], cols[tid])
+                dx[n] = 0
+                col2im(dx[n], cols[tid], kh, kw, stride, pad, Ho, Wo)

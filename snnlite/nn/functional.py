@@ -1,0 +1,277 @@
+"""The functional layer: checks arguments, coerces dtype and layout, allocates, calls kernels.
+
+Functions here are stateless apart from an optional :class:`Workspace` of scratch buffers
+that a layer keeps between calls (large allocations per step cost page faults). Stateless
+layers take ``[N, ...]`` arrays (time folded into the batch by the caller).
+"""
+import math
+
+import numpy as np
+
+from .. import _threads
+from .._config import num_threads
+from ..kernels import batchnorm as kbn
+from ..kernels import conv as kconv
+from ..kernels import lif as klif
+from ..kernels import linear as klin
+from ..kernels import pool as kpool
+
+FLOATS = (np.float32, np.float64)
+
+
+class Workspace:
+    """Scratch buffers reused across calls, keyed by name; reallocated when shape or dtype
+    change. Contents are undefined on return: callers overwrite before reading."""
+
+    def __init__(self):
+        self._bufs = {}
+
+    def get(self, name, shape, dtype):
+        buf = self._bufs.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = np.empty(shape, dtype)
+            self._bufs[name] = buf
+        return buf
+
+    def clear(self):
+        self._bufs.clear()
+
+
+def check_float(name, x, ndim=None, dtype=None):
+    """Return ``x`` if it is a finite-typed float32/float64 ndarray of rank ``ndim``."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(x).__name__}")
+    if x.dtype.type not in FLOATS:
+        raise TypeError(f"{name}: expected float32 or float64, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {x.shape}")
+    return x
+
+
+def _scratch(ws, name, shape, dtype):
+    return np.empty(shape, dtype) if ws is None else ws.get(name, shape, dtype)
+
+
+# ---------------------------------------------------------------------------- conv2d
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, sparse_below=0.2, ws=None):
+    """y (N, O, Ho, Wo) = conv(x (N, C, H, W), weight (O, C, kh, kw)) + bias (O,).
+
+    Images whose fraction of nonzero inputs is below ``sparse_below`` use the event
+    (scatter) path; ``sparse_below=0`` forces GEMMs everywhere.
+    """
+    check_float("x", x, 4)
+    check_float("weight", weight, 4, x.dtype)
+    N, C, H, W = x.shape
+    O, Cw, kh, kw = weight.shape
+    if Cw != C:
+        raise ValueError(f"x: expected {Cw} input channels for weight {weight.shape}, got {C}")
+    Ho = (H + 2 * padding - kh) // stride + 1
+    Wo = (W + 2 * padding - kw) // stride + 1
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"x: spatial size {(H, W)} too small for kernel {(kh, kw)}, "
+                         f"padding {padding}, stride {stride}")
+    x = np.ascontiguousarray(x)
+    w2 = np.ascontiguousarray(weight.reshape(O, -1))
+    wT = np.ascontiguousarray(w2.T)
+    P = num_threads()
+    cols = _scratch(ws, "cols", (P, C * kh * kw, Ho * Wo), x.dtype)
+    yT = _scratch(ws, "yT", (P, Ho * Wo, O), x.dtype)
+    y = np.empty((N, O, Ho, Wo), x.dtype)
+    with _threads.blas_threads(1):
+        kconv.conv2d_forward(y.reshape(N, O, Ho * Wo), x, w2, wT, kh, kw, stride, padding,
+                             sparse_below, cols, yT)
+    if bias is not None:
+        y += bias.reshape(1, O, 1, 1)
+    return y
+
+
+def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=True,
+                    sparse_below=0.2, ws=None):
+    """Return (dx or None, dweight or None) for y = conv(x, weight) given dy."""
+    N, C, H, W = x.shape
+    O, _, kh, kw = weight.shape
+    Ho = (H + 2 * padding - kh) // stride + 1
+    Wo = (W + 2 * padding - kw) // stride + 1
+    check_float("dy", dy, 4, x.dtype)
+    if dy.shape != (N, O, Ho, Wo):
+        raise ValueError(f"dy: expected shape {(N, O, Ho, Wo)}, got {dy.shape}")
+    dy = np.ascontiguousarray(dy)
+    w2 = np.ascontiguousarray(weight.reshape(O, -1))
+    wT = np.ascontiguousarray(w2.T)
+    P = num_threads()
+    Ckk = C * kh * kw
+    cols = _scratch(ws, "cols", (P, Ckk, Ho * Wo), x.dtype)
+    dyT = _scratch(ws, "yT", (P, Ho * Wo, O), x.dtype)
+    tmp = _scratch(ws, "tmp", (P, Ckk, O), x.dtype)
+    dwT = _scratch(ws, "dwT", (P, Ckk, O), x.dtype)
+    dwT[:] = 0
+    dx = np.empty_like(x) if need_dx else np.empty((0, C, H, W), x.dtype)
+    with _threads.blas_threads(1):
+        kconv.conv2d_backward(dx, dwT, dy.reshape(N, O, Ho * Wo), x, w2, wT, kh, kw, stride,
+                              padding, sparse_below, need_dx, need_dw, cols, dyT, tmp)
+    dw = dwT.sum(0).T.reshape(weight.shape) if need_dw else None
+    return (dx if need_dx else None), dw
+
+
+# ---------------------------------------------------------------------------- batch norm
+
+def batch_norm_train(x, gamma, beta, eps):
+    """Training-mode batch norm over x (N, C, L). Returns (y, mean, var, rstd), stats float64."""
+    check_float("x", x, 3)
+    C = x.shape[1]
+    if gamma.shape != (C,):
+        raise ValueError(f"x: expected {gamma.shape[0]} channels, got {C} (shape {x.shape})")
+    x = np.ascontiguousarray(x)
+    mean = np.empty(C, np.float64)
+    var = np.empty(C, np.float64)
+    kbn.bn_stats(mean, var, x)
+    rstd = 1.0 / np.sqrt(var + eps)
+    y = np.empty_like(x)
+    kbn.bn_normalize(y, x, mean, rstd, gamma, beta)
+    return y, mean, var, rstd
+
+
+def batch_norm_eval(x, gamma, beta, running_mean, running_var, eps):
+    """Eval-mode batch norm over x (N, C, L) with the running statistics."""
+    check_float("x", x, 3)
+    C = x.shape[1]
+    if gamma.shape != (C,):
+        raise ValueError(f"x: expected {gamma.shape[0]} channels, got {C} (shape {x.shape})")
+    x = np.ascontiguousarray(x)
+    mean = running_mean.astype(np.float64)
+    rstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+    y = np.empty_like(x)
+    kbn.bn_normalize(y, x, mean, rstd, gamma, beta)
+    return y
+
+
+def batch_norm_train_backward(dy, x, gamma, mean, rstd):
+    """Return (dx, dgamma, dbeta) of training-mode batch norm over (N, C, L)."""
+    dy = np.ascontiguousarray(dy)
+    C = x.shape[1]
+    dgamma = np.empty(C, np.float64)
+    dbeta = np.empty(C, np.float64)
+    kbn.bn_backward_reduce(dgamma, dbeta, dy, x, mean, rstd)
+    dx = np.empty_like(x)
+    kbn.bn_backward_input(dx, dy, x, mean, rstd, gamma, dgamma, dbeta)
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------- LIF
+
+def lif_forward(x, tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, v0=None, T=None):
+    """Run LIF over x (T, M) (or (1, M) with ``T`` steps of the same current).
+
+    Returns (spikes (T, M), h (T, M) pre-spike membrane, v (M,) final membrane).
+    ``v_reset=None`` is soft reset. ``v0`` (M,) is the initial membrane (default v_reset,
+    or 0 under soft reset).
+    """
+    check_float("x", x, 2)
+    steps = x.shape[0] if T is None else T
+    if x.shape[0] not in (1, steps):
+        raise ValueError(f"x: expected {steps} or 1 time steps, got shape {x.shape}")
+    dt = x.dtype.type
+    hard = v_reset is not None
+    vr = dt(v_reset if hard else 0.0)
+    M = x.shape[1]
+    if v0 is None:
+        v = np.full(M, vr, x.dtype)
+    else:
+        check_float("v0", v0, 1, x.dtype)
+        if v0.shape != (M,):
+            raise ValueError(f"v0: expected shape {(M,)}, got {v0.shape}")
+        v = v0.copy()
+    s = np.empty((steps, M), x.dtype)
+    h = np.empty((steps, M), x.dtype)
+    klif.lif_forward(s, h, v, np.ascontiguousarray(x), dt(tau), dt(v_threshold), vr,
+                     bool(decay_input), hard)
+    return s, h, v
+
+
+def lif_backward(ds, h, tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True,
+                 detach_reset=False, alpha=2.0):
+    """Gradient wrt the input current of :func:`lif_forward` given ds (T, M)."""
+    dt = h.dtype.type
+    hard = v_reset is not None
+    dx = np.empty_like(h)
+    klif.lif_backward(dx, np.ascontiguousarray(ds, h.dtype), h, dt(tau), dt(v_threshold),
+                      dt(v_reset if hard else 0.0), bool(decay_input), hard,
+                      bool(detach_reset), dt(alpha / 2), dt(math.pi / 2 * alpha))
+    return dx
+
+
+# ---------------------------------------------------------------------------- pooling
+
+def _pool_shape(x, k):
+    check_float("x", x, 4)
+    N, C, H, W = x.shape
+    if H % k or W % k:
+        raise ValueError(f"x: spatial size {(H, W)} is not divisible by pooling size {k}")
+    return N, C, H // k, W // k
+
+
+def avg_pool_forward(x, k):
+    N, C, Ho, Wo = _pool_shape(x, k)
+    y = np.empty((N, C, Ho, Wo), x.dtype)
+    kpool.avg_pool_forward(y.reshape(N * C, Ho, Wo),
+                           np.ascontiguousarray(x).reshape(N * C, Ho * k, Wo * k), k)
+    return y
+
+
+def avg_pool_backward(dy, k):
+    N, C, Ho, Wo = dy.shape
+    dx = np.empty((N, C, Ho * k, Wo * k), dy.dtype)
+    kpool.avg_pool_backward(dx.reshape(N * C, Ho * k, Wo * k),
+                            np.ascontiguousarray(dy).reshape(N * C, Ho, Wo), k)
+    return dx
+
+
+def max_pool_forward(x, k):
+    """Return (y, idx) with idx the uint8 window index of each maximum."""
+    N, C, Ho, Wo = _pool_shape(x, k)
+    y = np.empty((N, C, Ho, Wo), x.dtype)
+    idx = np.empty((N, C, Ho, Wo), np.uint8)
+    kpool.max_pool_forward(y.reshape(N * C, Ho, Wo), idx.reshape(N * C, Ho, Wo),
+                           np.ascontiguousarray(x).reshape(N * C, Ho * k, Wo * k), k)
+    return y, idx
+
+
+def max_pool_backward(dy, idx, k):
+    N, C, Ho, Wo = dy.shape
+    dx = np.empty((N, C, Ho * k, Wo * k), dy.dtype)
+    kpool.max_pool_backward(dx.reshape(N * C, Ho * k, Wo * k),
+                            np.ascontiguousarray(dy).reshape(N * C, Ho, Wo),
+                            idx.reshape(N * C, Ho, Wo), k)
+    return dx
+
+
+# ---------------------------------------------------------------------------- linear
+
+def linear_forward(x, weight, bias=None):
+    """y (N, O) = x (N, F) @ weight.T + bias."""
+    check_float("x", x, 2)
+    check_float("weight", weight, 2, x.dtype)
+    if x.shape[1] != weight.shape[1]:
+        raise ValueError(f"x: expected {weight.shape[1]} features, got {x.shape[1]}")
+    y = np.empty((x.shape[0], weight.shape[0]), x.dtype)
+    b = bias if bias is not None else np.zeros(weight.shape[0], x.dtype)
+    with _threads.blas_threads(1):
+        klin.linear_forward(y, np.ascontiguousarray(x), np.ascontiguousarray(weight), b,
+                            bias is not None)
+    return y
+
+
+def linear_backward(dy, x, weight, need_dx=True):
+    """Return (dx or None, dweight, dbias) of y = x @ weight.T + b."""
+    dy = np.ascontiguousarray(dy, x.dtype)
+    dw = dy.T @ x
+    db = dy.sum(0)
+    dx = None
+    if need_dx:
+        dx = np.empty_like(x)
+        with _threads.blas_threads(1):
+            klin.linear_backward_input(dx, dy, np.ascontiguousarray(weight))
+    return dx, dw, db
