@@ -1,0 +1,221 @@
+"""Every kernel against its plain-loop reference, and its backward against finite
+differences in float64. Parallel kernels are run at 1 and at all threads."""
+import numba
+import numpy as np
+import pytest
+
+import naive
+from gradcheck import directional_check
+from snnlite.nn import functional as F
+
+CONV_CASES = [  # N, C, H, W, O, k, stride, pad
+    (2, 3, 7, 6, 4, 3, 1, 1),
+    (2, 3, 9, 9, 5, 3, 2, 1),
+    (1, 2, 8, 8, 3, 3, 2, 0),
+    (3, 4, 5, 5, 2, 1, 1, 0),
+    (1, 1, 4, 4, 2, 3, 1, 0),
+]
+
+
+def _spiky(rng, shape, density):
+    return (rng.random(shape) < density) * rng.random(shape)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+@pytest.mark.parametrize("sparse_below", [0.0, 1.1], ids=["gemm", "event"])
+def test_conv2d_matches_reference(rng, case, sparse_below):
+    N, C, H, W, O, k, s, p = case
+    x = _spiky(rng, (N, C, H, W), 0.4)
+    w = rng.standard_normal((O, C, k, k))
+    b = rng.standard_normal(O)
+    y = F.conv2d_forward(x, w, b, s, p, sparse_below)
+    np.testing.assert_allclose(y, naive.conv2d(x, w, b, s, p), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx, dw = F.conv2d_backward(dy, x, w, s, p, sparse_below=sparse_below)
+    rdx, rdw = naive.conv2d_backward(dy, x, w, s, p)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, rdw, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_gradcheck(rng):
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    g = rng.standard_normal((2, 4, 3, 3))
+
+    def f(x, w):
+        return float((F.conv2d_forward(x, w, None, 2, 1) * g).sum())
+
+    dx, dw = F.conv2d_backward(g, x, w, 2, 1)
+    directional_check(f, [x, w], [dx, dw], rng, names=["x", "weight"])
+
+
+def test_conv2d_float32_and_all_zero_input(rng):
+    x = np.zeros((2, 3, 5, 5), np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y = F.conv2d_forward(x, w, None, 1, 1)
+    assert y.dtype == np.float32 and not y.any()
+    dx, dw = F.conv2d_backward(np.ones_like(y), x, w, 1, 1)
+    assert dx.dtype == np.float32 and not dw.any()
+
+
+@pytest.mark.parametrize("threads", [1, None])
+def test_conv2d_parallel_equals_serial(rng, threads):
+    x = _spiky(rng, (5, 3, 8, 8), 0.1)
+    w = rng.standard_normal((4, 3, 3, 3))
+    ref = naive.conv2d(x, w, None, 1, 1)
+    old = numba.get_num_threads()
+    numba.set_num_threads(threads or numba.config.NUMBA_NUM_THREADS)
+    try:
+        np.testing.assert_allclose(F.conv2d_forward(x, w, None, 1, 1), ref, atol=1e-12)
+    finally:
+        numba.set_num_threads(old)
+
+
+def test_conv2d_bad_input(rng):
+    w = np.zeros((4, 3, 3, 3))
+    with pytest.raises(ValueError, match="input channels"):
+        F.conv2d_forward(np.zeros((1, 2, 5, 5)), w)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        F.conv2d_forward(np.zeros((1, 3, 5, 5), np.int32), w)
+    with pytest.raises(TypeError, match="dtype"):
+        F.conv2d_forward(np.zeros((1, 3, 5, 5), np.float32), w)
+    with pytest.raises(ValueError, match="too small"):
+        F.conv2d_forward(np.zeros((1, 3, 2, 2)), w)
+
+
+def test_batch_norm_matches_reference_and_gradcheck(rng):
+    x = rng.standard_normal((4, 3, 5)) * 2 + 1
+    gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
+    y, mean, var, rstd = F.batch_norm_train(x, gamma, beta, 1e-5)
+    ry, rmean, rvar = naive.batch_norm_train(x, gamma, beta)
+    np.testing.assert_allclose(y, ry, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mean, rmean, rtol=1e-12)
+    np.testing.assert_allclose(var, rvar, rtol=1e-12)
+    g = rng.standard_normal(x.shape)
+    dx, dgamma, dbeta = F.batch_norm_train_backward(g, x, gamma, mean, rstd)
+
+    def f(x, gamma, beta):
+        return float((F.batch_norm_train(x, gamma, beta, 1e-5)[0] * g).sum())
+
+    directional_check(f, [x, gamma, beta], [dx, dgamma, dbeta], rng,
+                      names=["x", "gamma", "beta"])
+
+
+def test_batch_norm_eval_uses_running_stats(rng):
+    x = rng.standard_normal((2, 3, 4))
+    rm, rv = rng.standard_normal(3), rng.random(3) + 0.5
+    y = F.batch_norm_eval(x, np.ones(3), np.zeros(3), rm, rv, 1e-5)
+    np.testing.assert_allclose(y, (x - rm[:, None]) / np.sqrt(rv[:, None] + 1e-5), rtol=1e-12)
+
+
+LIF_CASES = [dict(decay_input=d, v_reset=r) for d in (True, False) for r in (0.0, None, -0.5)]
+
+
+@pytest.mark.parametrize("kw", LIF_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lif_forward_matches_reference(rng, kw, dtype):
+    x = (rng.standard_normal((7, 300)) * 1.5 + 0.8).astype(dtype)
+    s, h, v = F.lif_forward(x, 2.0, 1.0, kw["v_reset"], kw["decay_input"])
+    rs, rh, rv = naive.lif(x.astype(np.float64), 2.0, 1.0, kw["v_reset"], kw["decay_input"])
+    tol = 0 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(h, rh, rtol=tol, atol=tol)
+    agree = (s == rs)  # float32 may flip a spike within rounding of the threshold
+    assert agree.all() if dtype == np.float64 else agree.mean() > 0.999
+    if dtype == np.float64:
+        np.testing.assert_array_equal(v, rv[-1])
+    assert s.dtype == dtype and set(np.unique(s)) <= {0, 1}
+
+
+@pytest.mark.parametrize("kw", LIF_CASES)
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_lif_backward_matches_reference(rng, kw, detach_reset):
+    """The Heaviside has no useful derivative, so BPTT is checked against the chain rule
+    written out step by step (and against SpikingJelly in test_spikingjelly_golden)."""
+    x = rng.standard_normal((6, 200)) * 1.5 + 0.8
+    _, h, _ = F.lif_forward(x, 2.0, 1.0, kw["v_reset"], kw["decay_input"])
+    ds = rng.standard_normal(h.shape)
+    dx = F.lif_backward(ds, h, 2.0, 1.0, kw["v_reset"], kw["decay_input"], detach_reset, 2.0)
+    ref = naive.lif_backward(ds, h, 2.0, 1.0, kw["v_reset"], kw["decay_input"], detach_reset)
+    np.testing.assert_allclose(dx, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_lif_golden_trajectory_with_reset_and_tie():
+    """Hand-computed: tau=2, v_th=1, hard reset to 0, decay_input.
+    t0: h = 0 + (1.2 - 0)/2 = 0.6          -> no spike, v = 0.6
+    t1: h = 0.6 + (1.4 - 0.6)/2 = 1.0      -> tie spikes, v = 0
+    t2: h = 0 + (0.4 - 0)/2 = 0.2          -> v = 0.2
+    t3: h = 0.2 + (3.0 - 0.2)/2 = 1.6      -> spike, v = 0
+    t4: h = 0 + (-1.0 - 0)/2 = -0.5        -> v = -0.5
+    """
+    x = np.array([1.2, 1.4, 0.4, 3.0, -1.0])[:, None]
+    s, h, v = F.lif_forward(x)
+    np.testing.assert_allclose(h[:, 0], [0.6, 1.0, 0.2, 1.6, -0.5], rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(s[:, 0], [0, 1, 0, 1, 0])
+    assert v[0] == -0.5
+    s32, _, _ = F.lif_forward(np.array([[2.0]], np.float32))  # h = 1.0 exactly: a tie spikes
+    assert s32[0, 0] == 1
+
+
+def test_lif_time_broadcast_and_initial_state(rng):
+    x = rng.standard_normal((1, 50)) + 0.7
+    s1, h1, v1 = F.lif_forward(x, T=5)
+    s2, h2, v2 = F.lif_forward(np.repeat(x, 5, 0))
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(v1, v2)
+    # streaming: two halves with the membrane passed along equal one run
+    xs = rng.standard_normal((6, 40)) + 0.7
+    sa, _, va = F.lif_forward(xs[:2])
+    sb, _, vb = F.lif_forward(xs[2:], v0=va)
+    s, _, v = F.lif_forward(xs)
+    np.testing.assert_array_equal(np.concatenate([sa, sb]), s)
+    np.testing.assert_array_equal(vb, v)
+
+
+def test_lif_all_spiking_and_silent():
+    s, _, _ = F.lif_forward(np.full((4, 10), 5.0))
+    assert s.all()
+    s, _, _ = F.lif_forward(np.zeros((4, 10)))
+    assert not s.any()
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_pooling_matches_reference_and_gradcheck(rng, k):
+    x = rng.standard_normal((2, 3, 2 * k, 3 * k))
+    np.testing.assert_allclose(F.avg_pool_forward(x, k), naive.avg_pool(x, k), rtol=1e-13)
+    y, idx = F.max_pool_forward(x, k)
+    ry, ridx = naive.max_pool(x, k)
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+    g = rng.standard_normal(y.shape)
+    directional_check(lambda x: float((F.avg_pool_forward(x, k) * g).sum()), [x],
+                      [F.avg_pool_backward(g, k)], rng)
+    directional_check(lambda x: float((F.max_pool_forward(x, k)[0] * g).sum()), [x],
+                      [F.max_pool_backward(g, idx, k)], rng)
+
+
+def test_max_pool_ties_go_to_first_maximum():
+    x = np.zeros((1, 1, 2, 2))  # all-zero window (silent spikes): PyTorch picks index 0
+    y, idx = F.max_pool_forward(x, 2)
+    assert idx[0, 0, 0, 0] == 0
+    x = np.array([[[[0.0, 1.0], [1.0, 0.0]]]])
+    y, idx = F.max_pool_forward(x, 2)
+    assert idx[0, 0, 0, 0] == 1
+    dx = F.max_pool_backward(np.ones((1, 1, 1, 1)), idx, 2)
+    np.testing.assert_array_equal(dx[0, 0], [[0, 1], [0, 0]])
+
+
+def test_pool_bad_size():
+    with pytest.raises(ValueError, match="divisible"):
+        F.avg_pool_forward(np.zeros((1, 1, 5, 4)), 2)
+
+
+def test_linear_matches_reference_and_gradcheck(rng):
+    x, w, b = rng.standard_normal((70, 6)), rng.standard_normal((4, 6)), rng.standard_normal(4)
+    y = F.linear_forward(x, w, b)
+    np.testing.assert_allclose(y, x @ w.T + b, rtol=1e-13)
+    g = rng.standard_normal(y.shape)
+    dx, dw, db = F.linear_backward(g, x, w)
+
+    def f(x, w, b):
+        return float((F.linear_forward(x, w, b) * g).sum())
+
+    directional_check(f, [x, w, b], [dx, dw, db], rng, names=["x", "weight", "bias"])
