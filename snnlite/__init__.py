@@ -4,7 +4,11 @@ CPU training of convolutional SNNs (LIF, BPTT with a surrogate gradient), direct
 transfer by self-knowledge distillation, and exact spike/synop accounting. Importing
 snnlite never imports torch.
 """
-from . import encoding, losses, models, nn, optim
+from ._memory import tune_malloc
+
+tune_malloc()
+
+from . import encoding, losses, models, nn, optim  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["encoding", "losses", "models", "nn", "optim", "__version__"]
