@@ -12,6 +12,7 @@ from .. import _threads
 from .._config import num_threads
 from ..kernels import batchnorm as kbn
 from ..kernels import conv as kconv
+from ..kernels import fused as kfused
 from ..kernels import lif as klif
 from ..kernels import linear as klin
 from ..kernels import pool as kpool
@@ -118,6 +119,15 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=Tr
 
 # ---------------------------------------------------------------------------- batch norm
 
+def batch_norm_stats(x):
+    """Per-channel mean and biased variance (float64) of x (N, C, L)."""
+    check_float("x", x, 3)
+    mean = np.empty(x.shape[1], np.float64)
+    var = np.empty(x.shape[1], np.float64)
+    kbn.bn_stats(mean, var, np.ascontiguousarray(x))
+    return mean, var
+
+
 def batch_norm_train(x, gamma, beta, eps):
     """Training-mode batch norm over x (N, C, L). Returns (y, mean, var, rstd), stats float64."""
     check_float("x", x, 3)
@@ -125,9 +135,7 @@ def batch_norm_train(x, gamma, beta, eps):
     if gamma.shape != (C,):
         raise ValueError(f"x: expected {gamma.shape[0]} channels, got {C} (shape {x.shape})")
     x = np.ascontiguousarray(x)
-    mean = np.empty(C, np.float64)
-    var = np.empty(C, np.float64)
-    kbn.bn_stats(mean, var, x)
+    mean, var = batch_norm_stats(x)
     rstd = 1.0 / np.sqrt(var + eps)
     y = np.empty_like(x)
     kbn.bn_normalize(y, x, mean, rstd, gamma, beta)
@@ -158,6 +166,57 @@ def batch_norm_train_backward(dy, x, gamma, mean, rstd):
     dx = np.empty_like(x)
     kbn.bn_backward_input(dx, dy, x, mean, rstd, gamma, dgamma, dbeta)
     return dx, dgamma, dbeta
+
+
+def bn_lif_forward(x, mean, rstd, gamma, beta, T, tau, v_threshold, v_reset, decay_input,
+                   pool, save_h):
+    """Fused batch norm (given statistics) -> LIF -> optional k x k average pooling.
+
+    x (Tx, B, C, H, W) with Tx = T or 1. Returns (out (T, B, C, Ho, Wo), h (T, B, C, H*W)
+    or None, spike count).
+    """
+    Tx, B, C, H, W = x.shape
+    k = max(int(pool), 1)
+    if H % k or W % k:
+        raise ValueError(f"x: spatial size {(H, W)} is not divisible by pooling size {k}")
+    dt = x.dtype.type
+    hard = v_reset is not None
+    xs = np.ascontiguousarray(x).reshape(Tx, B, C, H * W)
+    out = np.empty((T, B, C, (H // k) * (W // k)), x.dtype)
+    h = np.empty((T, B, C, H * W), x.dtype) if save_h else np.empty((1, 1, 1, 1), x.dtype)
+    counts = np.empty(B * C, np.int64)
+    kfused.bn_lif_forward(out, h, counts, xs, mean, rstd, gamma, beta, dt(tau),
+                          dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input),
+                          hard, k, W, bool(save_h))
+    return out.reshape(T, B, C, H // k, W // k), (h if save_h else None), int(counts.sum())
+
+
+def lif_bn_backward(dout, h, x, mean, rstd, gamma, tau, v_threshold, v_reset, decay_input,
+                    detach_reset, alpha, pool, need_dx=True):
+    """Backward of :func:`bn_lif_forward` in training mode.
+
+    Returns (dx (Tx, B, C, H, W) or None, dgamma, dbeta); for a time-broadcast x (Tx = 1)
+    dx is the gradient summed over time.
+    """
+    Tx, B, C, H, W = x.shape
+    T = h.shape[0]
+    dt = h.dtype.type
+    hard = v_reset is not None
+    xs = np.ascontiguousarray(x).reshape(Tx, B, C, H * W)
+    dcur = np.empty((Tx, B, C, H * W), h.dtype)
+    sums = np.empty((B * C, 2), np.float64)
+    kfused.lif_bn_backward(dcur, sums, np.ascontiguousarray(dout).reshape(T, B, C, -1), h, xs,
+                           mean, rstd, dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0),
+                           bool(decay_input), hard, bool(detach_reset), dt(alpha / 2),
+                           dt(math.pi / 2 * alpha), max(int(pool), 1), W)
+    sums = sums.reshape(B, C, 2).sum(0)
+    dbeta, dgamma = sums[:, 0].copy(), sums[:, 1].copy()
+    if not need_dx:
+        return None, dgamma, dbeta
+    d3 = dcur.reshape(Tx * B, C, H * W)
+    kbn.bn_backward_input(d3, d3, xs.reshape(Tx * B, C, H * W), mean, rstd, gamma, dgamma,
+                          dbeta)
+    return dcur.reshape(Tx, B, C, H, W), dgamma, dbeta
 
 
 # ---------------------------------------------------------------------------- LIF

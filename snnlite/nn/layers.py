@@ -149,14 +149,18 @@ class _BatchNorm(TimeFolded):
     def forward(self, x):
         y = super().forward(x)
         if self.training:  # the running variance counts every time step, as autograd would
-            n = self._count * (x.shape[0] if self._bc else 1)
-            m = self.momentum
-            unbiased = self._var * (n / max(n - 1, 1))
-            dt = self.running_mean.dtype
-            self.running_mean = ((1 - m) * self.running_mean + m * self._mean).astype(dt)
-            self.running_var = ((1 - m) * self.running_var + m * unbiased).astype(dt)
-            self.num_batches_tracked = self.num_batches_tracked + 1
+            self.update_running_stats(self._mean, self._var,
+                                      self._count * (x.shape[0] if self._bc else 1))
         return y
+
+    def update_running_stats(self, mean, var, n):
+        """Momentum update from batch ``mean`` and biased ``var`` over ``n`` values."""
+        m = self.momentum
+        unbiased = var * (n / max(n - 1, 1))
+        dt = self.running_mean.dtype
+        self.running_mean = ((1 - m) * self.running_mean + m * mean).astype(dt)
+        self.running_var = ((1 - m) * self.running_var + m * unbiased).astype(dt)
+        self.num_batches_tracked = self.num_batches_tracked + 1
 
     def _forward(self, x):
         if x.shape[1] != self.num_features:

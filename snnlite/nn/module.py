@@ -203,15 +203,20 @@ class Sequential(Module):
     def layers(self):
         return [m for _, m in self.named_children()]
 
+    fuse = True
+    """Run ``BatchNorm2d -> LIF [-> AvgPool2d]`` runs fused (see :mod:`snnlite.nn.fusion`)."""
+
     def forward(self, x):
-        for m in self.layers():
+        from .fusion import plan
+        self._units = plan(self.layers(), self.fuse)
+        for m in self._units:
             x = m.forward(x)
         return x
 
     def backward(self, dy):
-        layers = self.layers()
-        if layers:
-            layers[0].requires_input_grad = self.requires_input_grad
-        for m in reversed(layers):
+        units = self._units
+        if units:
+            units[0].requires_input_grad = self.requires_input_grad
+        for m in reversed(units):
             dy = m.backward(dy)
         return dy

@@ -1,0 +1,161 @@
+"""BatchNorm -> LIF (-> average pooling) in one pass over memory, forward and backward.
+
+The unfused chain writes and rereads the normalised currents, the spikes and the pooled
+spikes, each as large as the layer's activation; here every (sample, channel) plane is
+handled by one worker, with the time loop inside, and only the pre-spike membrane ``h``
+(for backward) and the layer's output are written. Arithmetic is the same as the unfused
+kernels' (batch norm in float64, rounded to the array dtype before the LIF charge; pooling
+as count * (1/k^2)), so forward results are bit-identical to the unfused chain.
+
+Arrays: x (Tx, B, C, H*W) with Tx = T or 1 (time broadcast); h (T, B, C, H*W);
+out (T, B, C, Ho*Wo) pooled or (T, B, C, H*W) spikes.
+"""
+import numpy as np
+from numba import prange
+
+from .._config import njit_exact, pjit_exact
+
+
+@njit_exact
+def _pool_sum(out, spk, k, W, inv):
+    """out (Ho*Wo,) <- k x k window sums of spk (H*W,) times inv."""
+    Wo = W // k
+    for q in range(out.shape[0]):
+        out[q] = 0
+    for y in range(spk.shape[0] // W):
+        row = (y // k) * Wo
+        for xo in range(Wo):
+            acc = out[row + xo]
+            for b in range(k):
+                acc += spk[y * W + xo * k + b]
+            out[row + xo] = acc
+    for q in range(out.shape[0]):
+        out[q] = out[q] * inv
+
+
+@njit_exact
+def _unpool(ds, g, k, W, inv):
+    """ds (H*W,) <- g (Ho*Wo,) * inv spread over each k x k window."""
+    Wo = W // k
+    for y in range(ds.shape[0] // W):
+        row = (y // k) * Wo
+        for xo in range(Wo):
+            v = g[row + xo] * inv
+            for b in range(k):
+                ds[y * W + xo * k + b] = v
+
+
+@pjit_exact
+def bn_lif_forward(out, h, counts, x, mean, rstd, gamma, beta, tau, v_th, v_reset,
+                   decay_input, hard_reset, pool, W, save_h):
+    """out <- LIF(BN(x)) (average-pooled by ``pool`` if > 1), h <- pre-spike membrane (if
+    save_h), counts (B*C,) int64 <- spikes per plane. mean/rstd float64 (C,)."""
+    T = out.shape[0]
+    B, C, HW = x.shape[1], x.shape[2], x.shape[3]
+    bx = x.shape[0] == 1
+    r = v_reset if hard_reset else v_reset - v_reset
+    one = tau / tau
+    zero = one - one
+    inv = 1.0 / (pool * pool)
+    for k in prange(B * C):
+        b, c = k // C, k % C
+        m, rs, g, bb = mean[c], rstd[c], np.float64(gamma[c]), np.float64(beta[c])
+        v = np.empty(HW, x.dtype)
+        cur = np.empty(HW, x.dtype)
+        spk = np.empty(HW, x.dtype)
+        tot = np.zeros(HW, x.dtype)
+        v[:] = r  # at rest: v_reset, or 0 under soft reset
+        for t in range(T):
+            if t == 0 or not bx:
+                xt = x[0 if bx else t, b, c]
+                for p in range(HW):
+                    cur[p] = (xt[p] - m) * rs * g + bb  # rounded to the dtype on store
+            for p in range(HW):
+                vj = v[p]
+                if decay_input:
+                    hj = vj + (cur[p] - (vj - r)) / tau
+                else:
+                    hj = vj - (vj - r) / tau + cur[p]
+                if save_h:
+                    h[t, b, c, p] = hj
+                fire = hj >= v_th
+                spk[p] = one if fire else zero
+                if hard_reset:
+                    v[p] = v_reset if fire else hj
+                else:
+                    v[p] = hj - v_th if fire else hj
+                tot[p] += spk[p]
+            if pool > 1:
+                _pool_sum(out[t, b, c], spk, pool, W, inv)
+            else:
+                out[t, b, c, :] = spk
+        n = 0
+        for p in range(HW):
+            n += int(tot[p])
+        counts[k] = n
+
+
+@pjit_exact
+def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, decay_input,
+                    hard_reset, detach_reset, sg_half_alpha, sg_scale, pool, W):
+    """BPTT through LIF (and the pooling after it) down to the BN output.
+
+    dout: gradient of the output (pooled or not); dcur <- gradient wrt the normalised
+    current: (T, B, C, HW), or (1, B, C, HW) summed over time when x is time-broadcast.
+    sums (B*C, 2) float64 <- per-plane sum of dcur and of dcur * xhat (BN reductions).
+    """
+    T, B, C, HW = h.shape
+    bx = x.shape[0] == 1
+    one = tau / tau
+    zero = one - one
+    inv = 1.0 / (pool * pool)
+    for k in prange(B * C):
+        b, c = k // C, k % C
+        m, rs = mean[c], rstd[c]
+        carry = np.zeros(HW, h.dtype)
+        ds = np.empty(HW, h.dtype)
+        sb = np.zeros(HW, np.float64)
+        sg = np.zeros(HW, np.float64)
+        if bx:
+            dcur[0, b, c, :] = 0
+        for t in range(T - 1, -1, -1):
+            if pool > 1:
+                _unpool(ds, dout[t, b, c], pool, W, inv)
+            else:
+                ds[:] = dout[t, b, c]
+            for p in range(HW):
+                hj = h[t, b, c, p]
+                z = (hj - v_th) * sg_scale
+                sgv = sg_half_alpha / (one + z * z)
+                if hard_reset:
+                    rg = zero if hj >= v_th else one
+                    if not detach_reset:
+                        rg = rg + (v_reset - hj) * sgv
+                else:
+                    rg = one if detach_reset else one - v_th * sgv
+                gh = ds[p] * sgv + carry[p] * rg
+                d = gh / tau if decay_input else gh
+                carry[p] = gh - gh / tau
+                if bx:
+                    dcur[0, b, c, p] += d
+                else:
+                    dcur[t, b, c, p] = d
+            if not bx:
+                xt = x[t, b, c]
+                dt = dcur[t, b, c]
+                for p in range(HW):
+                    sb[p] += dt[p]
+                    sg[p] += dt[p] * ((xt[p] - m) * rs)
+        if bx:
+            xt = x[0, b, c]
+            dt = dcur[0, b, c]
+            for p in range(HW):
+                sb[p] += dt[p]
+                sg[p] += dt[p] * ((xt[p] - m) * rs)
+        s0 = 0.0
+        s1 = 0.0
+        for p in range(HW):
+            s0 += sb[p]
+            s1 += sg[p]
+        sums[k, 0] = s0
+        sums[k, 1] = s1

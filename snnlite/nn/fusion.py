@@ -1,0 +1,84 @@
+"""Runs ``BatchNorm2d -> LIF [-> AvgPool2d]`` inside a :class:`Sequential` as one fused pass.
+
+The fused pass gives the same outputs, statistics and spike counts as calling the three
+modules one after the other (bit for bit forward; gradients to rounding) while reading
+and writing each large activation once instead of three times. The modules keep their
+parameters, buffers and names: fusion is an execution detail, not a different model.
+"""
+import numpy as np
+
+from . import functional as F
+from .layers import AvgPool2d, BatchNorm2d
+from .module import is_time_broadcast
+from .neuron import LIF
+
+
+def match(layers, i):
+    """How many layers starting at ``layers[i]`` run fused (0, 2 or 3)."""
+    if i + 1 < len(layers) and type(layers[i]) is BatchNorm2d and type(layers[i + 1]) is LIF:
+        return 3 if i + 2 < len(layers) and type(layers[i + 2]) is AvgPool2d else 2
+    return 0
+
+
+class FusedBNLIF:
+    """Forward/backward of ``bn -> lif [-> pool]`` with the modules' own state."""
+
+    def __init__(self, bn, lif, pool=None):
+        self.bn, self.lif, self.pool = bn, lif, pool
+        self.requires_input_grad = True
+
+    def forward(self, x):
+        bn, lif = self.bn, self.lif
+        F.check_float("x", x, 5)
+        if x.shape[2] != bn.num_features:
+            raise ValueError(f"BatchNorm2d: expected {bn.num_features} channels, got shape "
+                             f"{x.shape}")
+        T = x.shape[0]
+        self._bc = bc = is_time_broadcast(x)
+        x0 = np.ascontiguousarray(x[:1] if bc else x)
+        C = x0.shape[2]
+        if bn.training:
+            mean, var = F.batch_norm_stats(x0.reshape(-1, C, x0.shape[3] * x0.shape[4]))
+            bn.update_running_stats(mean, var, x.size // C)
+        else:
+            mean, var = bn.running_mean.astype(np.float64), bn.running_var.astype(np.float64)
+        rstd = 1.0 / np.sqrt(var + bn.eps)
+        k = self.pool.kernel_size if self.pool is not None else 1
+        out, h, lif.spike_count = F.bn_lif_forward(
+            x0, mean, rstd, bn.weight.data, bn.bias.data, T, lif.tau, lif.v_threshold,
+            lif.v_reset, lif.decay_input, k, save_h=lif.training)
+        train = bn.training and lif.training
+        self._cache = (x0, mean, rstd, h) if train else None
+        return out
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError("BatchNorm2d/LIF backward: call forward in training mode first")
+        bn, lif = self.bn, self.lif
+        x0, mean, rstd, h = self._cache
+        self._cache = None
+        k = self.pool.kernel_size if self.pool is not None else 1
+        dx, dgamma, dbeta = F.lif_bn_backward(
+            dy, h, x0, mean, rstd, bn.weight.data, lif.tau, lif.v_threshold, lif.v_reset,
+            lif.decay_input, lif.detach_reset, lif.surrogate_alpha, k,
+            need_dx=self.requires_input_grad)
+        bn.weight.grad += dgamma.astype(bn.weight.grad.dtype)
+        bn.bias.grad += dbeta.astype(bn.bias.grad.dtype)
+        return dx
+
+
+def plan(layers, fuse=True):
+    """Execution units for ``layers``: modules, or fused groups where they match."""
+    units, i = [], 0
+    while i < len(layers):
+        n = match(layers, i) if fuse else 0
+        if n:
+            units.append(FusedBNLIF(*layers[i:i + n]))
+            i += n
+        else:
+            units.append(layers[i])
+            i += 1
+    return units
+
+
+__all__ = ["FusedBNLIF", "match", "plan"]
