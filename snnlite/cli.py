@@ -122,6 +122,9 @@ def build_parser():
     d.add_argument("--from", dest="src", default=None, help="local archive or folder")
     d.add_argument("--out", default=None, help="output folder (default: user cache)")
     d.set_defaults(func=_cmd_data)
+
+    from .transfer import add_transfer_parser
+    add_transfer_parser(sub)
     return p
 
 

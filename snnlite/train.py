@@ -78,9 +78,10 @@ def subset(ds, limit):
                               ds.std)
 
 
-def evaluate(model, ds, T, enc="direct", batch_size=200, progress=False):
+def evaluate(model, ds, T, enc="direct", batch_size=200, progress=False, on_batch=None):
     """Test loss and accuracy of ``model`` on dataset ``ds`` (eval mode, no augmentation).
-    Also returns the logits [N, K]."""
+    Also returns the logits [N, K]. ``on_batch(logits)``, if given, is called after each
+    batch's forward (e.g. to read the layers' spike counts)."""
     was_training = model.training
     model.eval()
     logits, total = [], 0.0
@@ -90,6 +91,8 @@ def evaluate(model, ds, T, enc="direct", batch_size=200, progress=False):
         for i in bar:
             x = ds.images[i:i + batch_size].astype(np.float32) / np.float32(255)
             z = model.forward(model_input(x, enc, T, ds.mean, ds.std))
+            if on_batch is not None:
+                on_batch(z)
             loss, _ = losses.cross_entropy(z, ds.labels[i:i + batch_size])
             total += loss * len(z)
             logits.append(z)
@@ -179,8 +182,14 @@ class Trainer:
         self.opt.step()
         return loss, int((z.argmax(1) == y).sum())
 
+    def evaluate_test(self):
+        """Evaluate the model on the test split (:func:`evaluate`'s dict)."""
+        cfg = self.cfg
+        return evaluate(self.model, self.test_set, cfg.T, cfg.encoding, cfg.eval_batch_size,
+                        self.progress)
+
     def extra_metrics(self):
-        """Additional per-epoch metrics (dict) logged after evaluation."""
+        """Additional per-epoch metrics (dict) logged after :meth:`evaluate_test`."""
         return {}
 
     # ------------------------------------------------------------------ loop
@@ -246,9 +255,8 @@ class Trainer:
         return st["history"][-1] if st["history"] else {}
 
     def _end_epoch(self):
-        cfg, st = self.cfg, self.state
-        ev = evaluate(self.model, self.test_set, cfg.T, cfg.encoding, cfg.eval_batch_size,
-                      self.progress)
+        st = self.state
+        ev = self.evaluate_test()
         row = dict(epoch=st["epoch"] + 1, step=st["step"],
                    train_loss=st["loss_sum"] / max(st["seen"], 1),
                    train_acc=st["correct"] / max(st["seen"], 1),

@@ -1,0 +1,209 @@
+"""D2E transfer: the student copy, the frozen teacher, the loss wiring, per-epoch metrics,
+results.json through the command line, and exact resume; on the real CIFAR-10 subset."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from snnlite import data, encoding, losses
+from snnlite.io.checkpoint import load_checkpoint
+from snnlite.nn import LIF
+from snnlite.train import TrainConfig, Trainer, evaluate, load_model, subset
+from snnlite.transfer import Transfer, TransferConfig, neuron_counts, pearson
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIF_NAMES = ["2", "5", "9", "13"]  # the spiking layers of cifarnet_small
+
+
+@pytest.fixture(scope="module")
+def mini():
+    path = os.path.join(os.environ.get("SNNLITE_DATA", os.path.join(REPO, "..", "shared",
+                                                                    "data")),
+                        "cifar10-mini.npz")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} not found (set SNNLITE_DATA)")
+    return path, data.load_mini(path)
+
+
+@pytest.fixture(scope="module")
+def teacher(mini, tmp_path_factory):
+    """A direct-coded checkpoint from a one-epoch run."""
+    _, (train, test) = mini
+    out = tmp_path_factory.mktemp("teacher")
+    cfg = TrainConfig(T=2, epochs=1, batch_size=16, train_limit=48, test_limit=32)
+    Trainer(cfg, out, train, test, progress=False).fit()
+    return out / "best.h5"
+
+
+def _cfg(teacher, **kw):
+    base = {"teacher": str(teacher), "T": 2, "epochs": 2, "batch_size": 16,
+            "train_limit": 32, "test_limit": 32, "checkpoint_every": 1, "warmup_epochs": 0.5}
+    base.update(kw)
+    return TransferConfig(**base)
+
+
+def test_student_starts_as_a_bit_identical_copy(mini, teacher, tmp_path):
+    _, (train, test) = mini
+    tr = Transfer(_cfg(teacher), tmp_path, train, test, progress=False)
+    saved = load_checkpoint(teacher)["model"]
+    student, frozen = tr.model.state_dict(), tr.teacher.state_dict()
+    assert list(student) == list(frozen) and set(student) == set(saved)
+    for k in saved:
+        assert student[k].dtype == saved[k].dtype == frozen[k].dtype, k
+        np.testing.assert_array_equal(student[k], saved[k], err_msg=k)
+        np.testing.assert_array_equal(frozen[k], saved[k], err_msg=k)
+    # separate arrays: training the student cannot touch the teacher
+    assert not any(np.shares_memory(a.data, b.data) for a, b in
+                   zip(tr.model.parameters(), tr.teacher.parameters()))
+    assert (tr.cfg.model, tr.cfg.num_classes, tr.cfg.teacher_T) == ("cifarnet_small", 10, 2)
+    assert tr.model.training and not any(m.training for m in tr.teacher.modules())
+
+
+def test_config_is_checked(teacher, mini, tmp_path):
+    _, (train, test) = mini
+    for bad in ({"method": "kd"}, {"alpha": 1.5}, {"temperature": 0.0},
+                {"encoding": "direct"}, {"teacher": ""}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            _cfg(**{"teacher": teacher, **bad})
+    with pytest.raises(ValueError, match="copy of the teacher"):
+        Transfer(_cfg(teacher, model="wrn20_1"), tmp_path, train, test, progress=False)
+
+
+CASES = [("skd", 0.4, 4.0), ("skd", 0.4, 1.0), ("skd", 0.0, 4.0), ("skd", 1.0, 1.0),
+         ("reverse_kl", 0.4, 4.0), ("mse", 0.4, 4.0), ("tsf", 0.4, 4.0)]
+
+
+@pytest.mark.parametrize("method,alpha,K", CASES)
+def test_step_loss_and_gradient_are_the_methods(mini, teacher, tmp_path, method, alpha, K):
+    """One step of Transfer against the loss functions on independently computed logits:
+    teacher (eval, direct, normalised) and student copy (train mode, TTFS of the raw x)."""
+    _, (train, test) = mini
+    tr = Transfer(_cfg(teacher, method=method, alpha=alpha, temperature=K), tmp_path, train,
+                  test, progress=False)
+    x, y = tr.loader.batch(0, 0)
+    ref_t, _ = load_model(teacher)
+    zt = ref_t.eval().forward(encoding.direct(data.normalize(x, train.mean, train.std), 2))
+    ref_s, _ = load_model(teacher)
+    zs = ref_s.forward(encoding.ttfs(x, 2))
+    if method == "tsf":  # CE alone: the teacher is not even run
+        tr.teacher_logits = lambda x: pytest.fail("TSF ran the teacher")
+        want, g = losses.cross_entropy(zs, y)
+    elif method == "skd":
+        want, g = losses.skd_loss(zs, zt, y, alpha, K)
+        if alpha == 1.0:
+            np.testing.assert_allclose(want, losses.cross_entropy(zs, y)[0], rtol=1e-12)
+        if alpha == 0.0:
+            np.testing.assert_allclose(want, losses.kl_forward(zs, zt, K)[0], rtol=1e-12)
+    else:
+        want, g = losses.distillation_loss(zs, zt, y, alpha, K, method)
+    loss, correct = tr.train_step(x, y)
+    np.testing.assert_allclose(loss, want, rtol=1e-6)
+    assert correct == int((zs.argmax(1) == y).sum())
+    ref_s.backward(g)
+    for (name, p), q in zip(tr.model.named_parameters(), ref_s.parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-5, atol=1e-7, err_msg=name)
+    assert all(not p.grad.any() for p in tr.teacher.parameters())
+
+
+def test_teacher_stays_frozen_and_epoch_rows_are_complete(mini, teacher, tmp_path):
+    _, (train, test) = mini
+    tr = Transfer(_cfg(teacher), tmp_path, train, test, progress=False)
+    before = tr.model.state_dict()
+    res = tr.fit()
+    saved = load_checkpoint(teacher)["model"]
+    for k, v in tr.teacher.state_dict().items():
+        np.testing.assert_array_equal(v, saved[k], err_msg=k)
+    assert all(not p.grad.any() for p in tr.teacher.parameters())
+    assert not any(m.training for m in tr.teacher.modules())
+    assert any(not np.array_equal(before[k], v) for k, v in tr.model.state_dict().items())
+
+    hist = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
+    assert [h["epoch"] for h in hist] == [0, 1, 2]
+    ts = subset(test, 32)
+    direct = evaluate(tr.teacher, ts, 2, "direct")
+    baseline = evaluate(tr.teacher, ts, 2, "ttfs")  # epoch 0: the unchanged copy on TTFS
+    assert hist[0]["test_acc"] == baseline["acc"]
+    np.testing.assert_allclose(hist[0]["kl"],
+                               losses.kl_forward(baseline["logits"], direct["logits"])[0])
+    for h in hist:
+        assert h["teacher_acc"] == direct["acc"]
+        assert h["gap"] == pytest.approx(h["teacher_acc"] - h["test_acc"])
+        assert h["kl"] >= 0 and h["kl_temp"] >= 0
+        assert list(h["firing_rates"]) == LIF_NAMES
+        assert all(0 <= r <= 1 for r in h["firing_rates"].values())
+    assert res == json.loads((tmp_path / "results.json").read_text())
+    assert res["baseline_acc"] == baseline["acc"] and res["final_acc"] == hist[-1]["test_acc"]
+    assert res["pearson_kl_gap"] == pearson([h["kl"] for h in hist],
+                                            [h["gap"] for h in hist])
+
+
+def test_firing_rates_count_spikes_per_neuron_and_step(mini, teacher, tmp_path):
+    _, (train, test) = mini
+    tr = Transfer(_cfg(teacher, eval_batch_size=10), tmp_path, train, test, progress=False)
+    assert neuron_counts(tr.model, (3, 32, 32)) == {
+        "2": 32 * 32 * 32, "5": 64 * 32 * 32, "9": 128 * 16 * 16, "13": 128 * 8 * 8}
+    lifs = [m for m in tr.model.modules() if isinstance(m, LIF)]
+    for m in lifs:  # make every layer active
+        m.v_threshold = 0.05
+    ev = tr.evaluate_test()  # 32 images in batches of 10, 10, 10, 2
+    sizes = neuron_counts(tr.model, (3, 32, 32))
+    x = subset(test, 32).images.astype(np.float32) / np.float32(255)
+    tr.model.eval().forward(encoding.ttfs(x, 2))  # all at once
+    for name, m in zip(LIF_NAMES, lifs):
+        assert m.spike_count > 0
+        assert ev["firing_rates"][name] == pytest.approx(m.spike_count / (sizes[name] * 2 * 32))
+
+
+def test_cli_end_to_end_writes_results(mini, teacher, tmp_path):
+    path, _ = mini
+    out = tmp_path / "skd"
+    cmd = [sys.executable, "-m", "snnlite", "transfer", "--teacher", str(teacher), "--method",
+           "skd", "--T", "2", "--epochs", "2", "--batch-size", "16", "--train-limit", "32",
+           "--test-limit", "32", "--data", path, "--out", str(out), "--no-progress"]
+    run = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "r(KL, gap)" in run.stdout and "teacher_acc" in run.stdout
+    res = json.loads((out / "results.json").read_text())
+    assert res["method"] == "skd" and res["encoding"] == "ttfs" and res["epochs"] == 2
+    assert (res["T"], res["teacher_T"], res["test_images"], res["points"]) == (2, 2, 32, 3)
+    assert res["config"]["alpha"] == 0.4 and res["config"]["temperature"] == 4.0
+    for k in ("teacher_acc", "baseline_acc", "final_acc", "best_acc"):
+        assert 0 <= res[k] <= 1, k
+    assert res["final_gap"] == pytest.approx(res["teacher_acc"] - res["final_acc"])
+    assert res["pearson_kl_gap"] is None or -1 <= res["pearson_kl_gap"] <= 1
+    assert list(res["final_firing_rates"]) == LIF_NAMES and res["wall_s"] >= 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    again = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_resume_after_crash_is_exact(mini, teacher, tmp_path):
+    _, (train, test) = mini
+    ref = Transfer(_cfg(teacher), tmp_path / "ref", train, test, progress=False)
+    ref.fit()
+
+    class Crash(Transfer):
+        def train_step(self, x, y):
+            if self.state["step"] == 3:
+                raise RuntimeError("simulated crash")
+            return super().train_step(x, y)
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        Crash(_cfg(teacher), tmp_path / "run", train, test, progress=False).fit()
+    assert load_checkpoint(tmp_path / "run" / "last.h5")["state"]["step"] == 3
+    with pytest.raises(ValueError, match="method"):
+        Transfer(_cfg(teacher, method="tsf"), tmp_path / "run", train, test, resume=True)
+    Transfer(_cfg(teacher), tmp_path / "run", train, test, resume=True, progress=False).fit()
+    a = load_checkpoint(tmp_path / "ref" / "last.h5")["model"]
+    b = load_checkpoint(tmp_path / "run" / "last.h5")["model"]
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+    def rows(d):
+        return [{k: v for k, v in json.loads(line).items() if k != "wall_s"}
+                for line in (tmp_path / d / "metrics.jsonl").open()]
+    assert rows("run") == rows("ref")
