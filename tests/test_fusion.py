@@ -52,3 +52,21 @@ def test_fused_equals_unfused(rng, dtype, pool, broadcast, lif):
     a.eval()
     b.eval()
     np.testing.assert_array_equal(a.forward(x), b.forward(x))
+
+
+@pytest.mark.parametrize("downsample", [True, False])
+def test_fused_basic_block_equals_unfused(rng, downsample):
+    cout, stride = (8, 2) if downsample else (4, 1)
+    a = nn.BasicBlock(4, cout, stride, rng=np.random.default_rng(1), dtype=np.float64)
+    b = nn.BasicBlock(4, cout, stride, rng=np.random.default_rng(1), dtype=np.float64)
+    b.fuse = False
+    x = (rng.random((3, 2, 4, 8, 8)) < 0.5).astype(np.float64)
+    ya, yb = a.forward(x), b.forward(x)
+    np.testing.assert_array_equal(ya, yb)
+    assert 0 < ya.mean() < 1
+    g = rng.standard_normal(ya.shape)
+    np.testing.assert_allclose(a.backward(g), b.backward(g), rtol=1e-11, atol=1e-13)
+    for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_allclose(pa.grad, pb.grad, rtol=1e-11, atol=1e-13, err_msg=n)
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(v, b.state_dict()[k], err_msg=k)

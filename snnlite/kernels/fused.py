@@ -46,13 +46,15 @@ def _unpool(ds, g, k, W, inv):
 
 
 @pjit_exact
-def bn_lif_forward(out, h, counts, x, mean, rstd, gamma, beta, tau, v_th, v_reset,
+def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v_reset,
                    decay_input, hard_reset, pool, W, save_h):
-    """out <- LIF(BN(x)) (average-pooled by ``pool`` if > 1), h <- pre-spike membrane (if
-    save_h), counts (B*C,) int64 <- spikes per plane. mean/rstd float64 (C,)."""
+    """out <- LIF(BN(x) + res) (average-pooled by ``pool`` if > 1), h <- pre-spike membrane
+    (if save_h), counts (B*C,) int64 <- spikes per plane. mean/rstd float64 (C,).
+    res (T, B, C, HW) is a residual added after the norm; an empty res (size 0) adds none."""
     T = out.shape[0]
     B, C, HW = x.shape[1], x.shape[2], x.shape[3]
     bx = x.shape[0] == 1
+    has_res = res.size > 0
     r = v_reset if hard_reset else v_reset - v_reset
     one = tau / tau
     zero = one - one
@@ -62,6 +64,7 @@ def bn_lif_forward(out, h, counts, x, mean, rstd, gamma, beta, tau, v_th, v_rese
         m, rs, g, bb = mean[c], rstd[c], np.float64(gamma[c]), np.float64(beta[c])
         v = np.empty(HW, x.dtype)
         cur = np.empty(HW, x.dtype)
+        tot_in = np.empty(HW, x.dtype)
         spk = np.empty(HW, x.dtype)
         tot = np.zeros(HW, x.dtype)
         v[:] = r  # at rest: v_reset, or 0 under soft reset
@@ -70,12 +73,18 @@ def bn_lif_forward(out, h, counts, x, mean, rstd, gamma, beta, tau, v_th, v_rese
                 xt = x[0 if bx else t, b, c]
                 for p in range(HW):
                     cur[p] = (xt[p] - m) * rs * g + bb  # rounded to the dtype on store
+            if has_res:
+                rt = res[t, b, c]
+                for p in range(HW):
+                    tot_in[p] = cur[p] + rt[p]
+            else:
+                tot_in[:] = cur
             for p in range(HW):
                 vj = v[p]
                 if decay_input:
-                    hj = vj + (cur[p] - (vj - r)) / tau
+                    hj = vj + (tot_in[p] - (vj - r)) / tau
                 else:
-                    hj = vj - (vj - r) / tau + cur[p]
+                    hj = vj - (vj - r) / tau + tot_in[p]
                 if save_h:
                     h[t, b, c, p] = hj
                 fire = hj >= v_th

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..nn import (LIF, AvgPool2d, BasicBlock, BatchNorm2d, Conv2d, Flatten, Linear, Module,
                   Sequential, TimeMean)
+from ..nn.fusion import plan
 
 
 class SpikingResNet(Module):
@@ -47,12 +48,13 @@ class SpikingResNet(Module):
         return [m for _, m in self.named_children()]
 
     def forward(self, x):
-        for m in self._layers():
+        self._units = plan(self._layers())  # runs bn1 -> sn1 fused
+        for m in self._units:
             x = m.forward(x)
         return x
 
     def backward(self, dy):
-        for m in reversed(self._layers()):
+        for m in reversed(self._units):
             dy = m.backward(dy)
         return dy
 

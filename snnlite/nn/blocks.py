@@ -30,21 +30,30 @@ class BasicBlock(Module):
                 BatchNorm2d(planes, dtype=dtype))
         self.sn2 = LIF(**lif_kw)
 
-    def _main(self):
-        return (self.conv1, self.bn1, self.sn1, self.conv2, self.bn2)
+    fuse = True
+    """Run bn1 -> sn1 and bn2 (+ shortcut) -> sn2 fused (see :mod:`snnlite.nn.fusion`)."""
 
     def forward(self, x):
-        out = x
-        for m in self._main():
-            out = m.forward(out)
-        out = out + (x if self.downsample is None else self.downsample.forward(x))
-        return self.sn2.forward(out)
+        from .fusion import FusedBNLIF
+        short = x if self.downsample is None else self.downsample.forward(x)
+        if not self.fuse:
+            out = self.bn1.forward(self.conv1.forward(x))
+            out = self.bn2.forward(self.conv2.forward(self.sn1.forward(out)))
+            self._units = None
+            return self.sn2.forward(out + short)
+        self._units = (FusedBNLIF(self.bn1, self.sn1), FusedBNLIF(self.bn2, self.sn2))
+        out = self._units[0].forward(self.conv1.forward(x))
+        return self._units[1].forward(self.conv2.forward(out), residual=short)
 
     def backward(self, dy):
-        g = self.sn2.backward(dy)
-        dx = g
-        for m in reversed(self._main()):
-            dx = m.backward(dx)
+        if self._units is None:
+            g = self.sn2.backward(dy)
+            dx = self.conv1.backward(self.bn1.backward(self.sn1.backward(
+                self.conv2.backward(self.bn2.backward(g)))))
+        else:
+            f1, f2 = self._units
+            dx = self.conv1.backward(f1.backward(self.conv2.backward(f2.backward(dy))))
+            g = f2.dresidual
         if self.downsample is None:
             return dx + g
         return dx + self.downsample.backward(g)

@@ -169,11 +169,12 @@ def batch_norm_train_backward(dy, x, gamma, mean, rstd):
 
 
 def bn_lif_forward(x, mean, rstd, gamma, beta, T, tau, v_threshold, v_reset, decay_input,
-                   pool, save_h):
-    """Fused batch norm (given statistics) -> LIF -> optional k x k average pooling.
+                   pool, save_h, residual=None):
+    """Fused batch norm (given statistics) [+ residual] -> LIF -> optional k x k average
+    pooling.
 
-    x (Tx, B, C, H, W) with Tx = T or 1. Returns (out (T, B, C, Ho, Wo), h (T, B, C, H*W)
-    or None, spike count).
+    x (Tx, B, C, H, W) with Tx = T or 1; residual (T, B, C, H, W) or None. Returns
+    (out (T, B, C, Ho, Wo), h (T, B, C, H*W) or None, spike count).
     """
     Tx, B, C, H, W = x.shape
     k = max(int(pool), 1)
@@ -185,18 +186,26 @@ def bn_lif_forward(x, mean, rstd, gamma, beta, T, tau, v_threshold, v_reset, dec
     out = np.empty((T, B, C, (H // k) * (W // k)), x.dtype)
     h = np.empty((T, B, C, H * W), x.dtype) if save_h else np.empty((1, 1, 1, 1), x.dtype)
     counts = np.empty(B * C, np.int64)
-    kfused.bn_lif_forward(out, h, counts, xs, mean, rstd, gamma, beta, dt(tau),
+    if residual is None:
+        res = np.empty((0, 1, 1, 1), x.dtype)
+    else:
+        check_float("residual", residual, 5, x.dtype)
+        if residual.shape != (T, B, C, H, W):
+            raise ValueError(f"residual: expected shape {(T, B, C, H, W)}, got {residual.shape}")
+        res = np.ascontiguousarray(residual).reshape(T, B, C, H * W)
+    kfused.bn_lif_forward(out, h, counts, xs, res, mean, rstd, gamma, beta, dt(tau),
                           dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input),
                           hard, k, W, bool(save_h))
     return out.reshape(T, B, C, H // k, W // k), (h if save_h else None), int(counts.sum())
 
 
 def lif_bn_backward(dout, h, x, mean, rstd, gamma, tau, v_threshold, v_reset, decay_input,
-                    detach_reset, alpha, pool, need_dx=True):
+                    detach_reset, alpha, pool, need_dx=True, need_dcur=False):
     """Backward of :func:`bn_lif_forward` in training mode.
 
-    Returns (dx (Tx, B, C, H, W) or None, dgamma, dbeta); for a time-broadcast x (Tx = 1)
-    dx is the gradient summed over time.
+    Returns (dx (Tx, B, C, H, W) or None, dgamma, dbeta, dcur or None); for a time-broadcast
+    x (Tx = 1) dx is the gradient summed over time. ``dcur`` (the gradient of the LIF input,
+    which is also the residual's) is returned if ``need_dcur``.
     """
     Tx, B, C, H, W = x.shape
     T = h.shape[0]
@@ -211,12 +220,13 @@ def lif_bn_backward(dout, h, x, mean, rstd, gamma, tau, v_threshold, v_reset, de
                            dt(math.pi / 2 * alpha), max(int(pool), 1), W)
     sums = sums.reshape(B, C, 2).sum(0)
     dbeta, dgamma = sums[:, 0].copy(), sums[:, 1].copy()
+    dcur_out = dcur.reshape(Tx, B, C, H, W).copy() if need_dcur else None
     if not need_dx:
-        return None, dgamma, dbeta
+        return None, dgamma, dbeta, dcur_out
     d3 = dcur.reshape(Tx * B, C, H * W)
     kbn.bn_backward_input(d3, d3, xs.reshape(Tx * B, C, H * W), mean, rstd, gamma, dgamma,
                           dbeta)
-    return dcur.reshape(Tx, B, C, H, W), dgamma, dbeta
+    return dcur.reshape(Tx, B, C, H, W), dgamma, dbeta, dcur_out
 
 
 # ---------------------------------------------------------------------------- LIF

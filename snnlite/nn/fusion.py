@@ -21,13 +21,18 @@ def match(layers, i):
 
 
 class FusedBNLIF:
-    """Forward/backward of ``bn -> lif [-> pool]`` with the modules' own state."""
+    """Forward/backward of ``bn -> lif [-> pool]`` with the modules' own state.
+
+    With a ``residual`` in forward, the LIF input is ``BN(x) + residual`` and backward
+    leaves the residual's gradient in ``dresidual``.
+    """
 
     def __init__(self, bn, lif, pool=None):
         self.bn, self.lif, self.pool = bn, lif, pool
         self.requires_input_grad = True
 
-    def forward(self, x):
+    def forward(self, x, residual=None):
+        """LIF(BN(x) [+ residual]) [pooled]; the residual is added after the norm."""
         bn, lif = self.bn, self.lif
         F.check_float("x", x, 5)
         if x.shape[2] != bn.num_features:
@@ -46,9 +51,10 @@ class FusedBNLIF:
         k = self.pool.kernel_size if self.pool is not None else 1
         out, h, lif.spike_count = F.bn_lif_forward(
             x0, mean, rstd, bn.weight.data, bn.bias.data, T, lif.tau, lif.v_threshold,
-            lif.v_reset, lif.decay_input, k, save_h=lif.training)
+            lif.v_reset, lif.decay_input, k, save_h=lif.training, residual=residual)
         train = bn.training and lif.training
         self._cache = (x0, mean, rstd, h) if train else None
+        self._residual = residual is not None
         return out
 
     def backward(self, dy):
@@ -58,10 +64,10 @@ class FusedBNLIF:
         x0, mean, rstd, h = self._cache
         self._cache = None
         k = self.pool.kernel_size if self.pool is not None else 1
-        dx, dgamma, dbeta = F.lif_bn_backward(
+        dx, dgamma, dbeta, self.dresidual = F.lif_bn_backward(
             dy, h, x0, mean, rstd, bn.weight.data, lif.tau, lif.v_threshold, lif.v_reset,
             lif.decay_input, lif.detach_reset, lif.surrogate_alpha, k,
-            need_dx=self.requires_input_grad)
+            need_dx=self.requires_input_grad, need_dcur=self._residual)
         bn.weight.grad += dgamma.astype(bn.weight.grad.dtype)
         bn.bias.grad += dbeta.astype(bn.bias.grad.dtype)
         return dx
