@@ -207,3 +207,21 @@ def test_resume_after_crash_is_exact(mini, teacher, tmp_path):
         return [{k: v for k, v in json.loads(line).items() if k != "wall_s"}
                 for line in (tmp_path / d / "metrics.jsonl").open()]
     assert rows("run") == rows("ref")
+
+
+def test_example_study_writes_results_and_table(mini, teacher, tmp_path):
+    _, (train, test) = mini
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    try:
+        import d2e_cifar10
+    finally:
+        sys.path.pop(0)
+    res = d2e_cifar10.run(teacher, tmp_path, train, test, epochs=1, T=2, batch_size=16,
+                          methods=["tsf", "skd"], train_limit=32, test_limit=32,
+                          progress=False)
+    assert [r["row"] for r in res["rows"]] == ["direct", "TTFS baseline", "TSF", "SKD"]
+    assert res == json.loads((tmp_path / "results.json").read_text())
+    assert res["rows"][1]["acc"] == res["runs"]["skd"]["baseline_acc"]
+    assert res["rows"][1]["kl"] == pytest.approx(res["runs"]["skd"]["baseline_kl"])
+    md = (tmp_path / "results.md").read_text()
+    assert md.count("\n| ") == 5 and "r(KL, gap)" in md
