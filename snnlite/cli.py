@@ -125,6 +125,8 @@ def build_parser():
 
     from .transfer import add_transfer_parser
     add_transfer_parser(sub)
+    from .event.cli import add_audit_parser
+    add_audit_parser(sub)
     return p
 
 
