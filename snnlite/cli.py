@@ -127,6 +127,9 @@ def build_parser():
     add_transfer_parser(sub)
     from .event.cli import add_audit_parser
     add_audit_parser(sub)
+    from .io.cli import add_export_parser, add_import_parser
+    add_import_parser(sub)
+    add_export_parser(sub)
     return p
 
 
