@@ -72,6 +72,7 @@ any other acyclic graph a :class:`GraphModule`.
 """
 import itertools
 import math
+import os
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -392,7 +393,14 @@ def export_nir(model, path, dt=1.0, input_shape=(3, 32, 32)):
     is left behind. ``input_shape`` is one sample without time and batch, ``dt`` the
     time step the LIF time constants are scaled by (see the module docstring)."""
     graph = model_to_nir(model, dt, input_shape)
-    atomic_write(path, lambda tmp: _write_h5(tmp, graph))
+
+    def write(tmp):
+        _write_h5(tmp, graph)
+        mask = os.umask(0)  # the temporary file is private; give the result normal rights
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+
+    atomic_write(path, write)
     return Path(path)
 
 
