@@ -18,6 +18,7 @@ LIF layers only); ``energy_pj`` is an ESTIMATE (see :mod:`snnlite.event.energy`)
 """
 import csv
 import io
+import textwrap
 
 import numpy as np
 
@@ -112,8 +113,10 @@ def format_table(results, table, title=""):
         acc = "" if r["accuracy"] is None else f", accuracy {r['accuracy']:.4f}"
         lines.append(f"{enc}: {r['mode']} input, T={r['T']}, {r['samples']} samples, "
                      f"{r['input_events']:,.0f} input events/sample{acc}")
-    lines.append("layers: " + "; ".join(f"{lay['name']} = {lay['desc']}"
-                                        for lay in first["layers"]))
-    lines.append(f"per-sample means (one inference = T steps); {ESTIMATE_NOTE}; target "
-                 f"{table.name} (MAC {table.mac_pj} pJ, AC {table.ac_pj} pJ; {table.source})")
+    layers = "; ".join(f"{lay['name']} = {lay['desc']}" for lay in first["layers"])
+    target = (f"per-sample means (one inference = T steps); {ESTIMATE_NOTE}; target "
+              f"{table.name} (MAC {table.mac_pj} pJ, AC {table.ac_pj} pJ; {table.source})")
+    notes = [f"layers: {layers}", target]
+    for note in notes:
+        lines += textwrap.wrap(note, 100, subsequent_indent="  ")
     return "\n".join(lines)
