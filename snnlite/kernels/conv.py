@@ -74,11 +74,16 @@ def _nonzero_fraction(x):
 
 
 @njit
-def _scatter_forward(yT, x, wT, kh, kw, stride, pad, Ho, Wo):
-    """yT (Ho*Wo, O) = conv of one sparse image x (C, H, W); wT (Ckk, O)."""
+def _scatter(acc, x, mat, kh, kw, stride, pad, Ho, Wo, into_outputs):
+    """Event path of one image x (C, H, W): for every nonzero input v and every output
+    position q it reaches through kernel tap r = (c, ky, kx):
+
+        into_outputs:      acc[q] += v * mat[r]   (forward: acc = yT (HoWo, O), mat = wT)
+        not into_outputs:  acc[r] += v * mat[q]   (weight gradient: acc = dwT (Ckk, O),
+                                                   mat = dyT (HoWo, O))
+    """
     C, H, W = x.shape
-    O = wT.shape[1]
-    yT[:] = 0
+    O = acc.shape[1]
     for c in range(C):
         for iy in range(H):
             for ix in range(W):
@@ -94,36 +99,12 @@ def _scatter_forward(yT, x, wT, kh, kw, stride, pad, Ho, Wo):
                         u = ix + pad - kx
                         if u < 0 or u % stride != 0 or u // stride >= Wo:
                             continue
-                        row = yT[oy * Wo + u // stride]
-                        wrow = wT[(c * kh + ky) * kw + kx]
+                        q = oy * Wo + u // stride
+                        r = (c * kh + ky) * kw + kx
+                        dst = acc[q] if into_outputs else acc[r]
+                        src = mat[r] if into_outputs else mat[q]
                         for o in range(O):
-                            row[o] += v * wrow[o]
-
-
-@njit
-def _scatter_weight_grad(dwT, x, dyT, kh, kw, stride, pad, Ho, Wo):
-    """dwT (Ckk, O) += weight gradient of one sparse image x (C, H, W); dyT (Ho*Wo, O)."""
-    C, H, W = x.shape
-    O = dwT.shape[1]
-    for c in range(C):
-        for iy in range(H):
-            for ix in range(W):
-                v = x[c, iy, ix]
-                if v == 0:
-                    continue
-                for ky in range(kh):
-                    t = iy + pad - ky
-                    if t < 0 or t % stride != 0 or t // stride >= Ho:
-                        continue
-                    oy = t // stride
-                    for kx in range(kw):
-                        u = ix + pad - kx
-                        if u < 0 or u % stride != 0 or u // stride >= Wo:
-                            continue
-                        grow = dyT[oy * Wo + u // stride]
-                        drow = dwT[(c * kh + ky) * kw + kx]
-                        for o in range(O):
-                            drow[o] += v * grow[o]
+                            dst[o] += v * src[o]
 
 
 @pjit
@@ -143,7 +124,8 @@ def conv2d_forward(y, x, w2, wT, kh, kw, stride, pad, sparse_below, cols, yT):
     for tid in prange(P):
         for n in range(tid, N, P):
             if _nonzero_fraction(x[n]) < sparse_below:
-                _scatter_forward(yT[tid], x[n], wT, kh, kw, stride, pad, Ho, Wo)
+                yT[tid] = 0
+                _scatter(yT[tid], x[n], wT, kh, kw, stride, pad, Ho, Wo, True)
                 for o in range(O):
                     for p in range(HW):
                         y[n, o, p] = yT[tid, p, o]
@@ -176,7 +158,7 @@ def conv2d_backward(dx, dwT, dy, x, w2, wT, kh, kw, stride, pad, sparse_below,
                     for o in range(O):
                         for p in range(HW):
                             dyT[tid, p, o] = dy[n, o, p]
-                    _scatter_weight_grad(dwT[tid], x[n], dyT[tid], kh, kw, stride, pad, Ho, Wo)
+                    _scatter(dwT[tid], x[n], dyT[tid], kh, kw, stride, pad, Ho, Wo, False)
                 else:
                     im2col(cols[tid], x[n], kh, kw, stride, pad, Ho, Wo)
                     np.dot(cols[tid], dy[n].T, tmp[tid])
