@@ -370,3 +370,22 @@ def test_every_count_is_int64_per_sample_and_step(small):
         for k in KINDS:
             arr = getattr(lc, k)
             assert arr.dtype == np.int64 and arr.shape == (3, 5), (lc.name, k)
+
+
+def test_threads_do_not_change_results(small):
+    """Workers own whole samples: any thread count gives the same spikes and counts."""
+    import numba
+    xs = _inputs(np.random.default_rng(8), (2, 13, 13), 5, 3)
+    old = numba.get_num_threads()
+    try:
+        for x in xs.values():
+            numba.set_num_threads(1)
+            a = small.run(x, record=True)
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+            b = small.run(x, record=True)
+            assert a.counts.mismatches(b.counts) == []
+            np.testing.assert_array_equal(a.logits, b.logits)
+            for k in a.spikes:
+                np.testing.assert_array_equal(a.spikes[k], b.spikes[k])
+    finally:
+        numba.set_num_threads(old)

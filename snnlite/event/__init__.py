@@ -45,8 +45,8 @@ accounting does (divide by T for the compute-once figure).
 
 bias_add: one addition per neuron per step in every layer with a bias (folded BN gives one),
 the readout included. neuron_update: one charge-fire-reset of one LIF neuron at one step,
-for every LIF neuron at every step (clock-driven: the leak acts with or without input); the
-readout and max-pool layers have none. out_spikes: spikes emitted; firing rate =
+for every LIF neuron at every step (clock-driven: the leak acts with or without input, and
+is part of this update, not a separate count); the readout and max-pool layers have none. out_spikes: spikes emitted; firing rate =
 out_spikes / (neurons * T).
 
 All counts are exact int64 ``[B, T]`` arrays per layer: per sample and per step, never batch
