@@ -21,7 +21,9 @@ Folding. BatchNorm (running statistics) folds into the preceding conv/linear in 
 ``AvgPool2d(k)`` between spiking layers folds into the next layer's synapses: a spike at
 (y, x) reaches the targets of its pooled position (y // k, x // k) with weights ``w' / k^2``
 (the final global ``AvgPool2d(8) + Flatten + Linear`` is a linear layer with weights / 64).
-The engine computes in float64.
+The engine computes in float64: its spikes equal those of a float64 dense forward exactly;
+against a float32 forward they can differ where a membrane lies within float32 rounding of
+the threshold (``snnlite audit`` therefore converts the model to float64 first).
 
 Input events. A spike input is binary ``[T, B, C, H, W]`` (or an event list of
 (t, b, c, y, x) rows); each 1 is one event. A dense input (direct coding) is presented whole

@@ -104,7 +104,8 @@ def run(net, x, mode="auto", record=False):
     pops = net.populations
     counts = Counts([LayerCounts.zeros(p, B, T) for p in pops], np.zeros((B, T), np.int64),
                     mode)
-    v = [np.full((B, p.size), 0.0 if p.v_reset is None else p.v_reset) for p in pops]
+    v = [np.full((B, p.size), 0.0 if p.v_reset is None else p.v_reset)
+         if p.kind == "lif" else None for p in pops]
     idx = [np.empty((B, p.size), np.int32) for p in pops]
     cnt = [np.zeros(B, np.int64) for p in pops]
     seen = [np.zeros((B, p.size), np.uint8) if p.kind == "maxpool" else None for p in pops]
