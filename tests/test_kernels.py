@@ -1,11 +1,11 @@
 """Every kernel against its plain-loop reference, and its backward against finite
 differences in float64. Parallel kernels are run at 1 and at all threads."""
-import numba
 import numpy as np
 import pytest
 
 import naive
 from gradcheck import directional_check
+from snnlite import _parallel
 from snnlite.nn import functional as F
 
 CONV_CASES = [  # N, C, H, W, O, k, stride, pad
@@ -57,17 +57,28 @@ def test_conv2d_float32_and_all_zero_input(rng):
     assert dx.dtype == np.float32 and not dw.any()
 
 
-@pytest.mark.parametrize("threads", [1, None])
-def test_conv2d_parallel_equals_serial(rng, threads):
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_kernels_split_across_workers_equal_serial(rng, threads):
+    """Every worker count gives the reference result (work split by images or rows)."""
     x = _spiky(rng, (5, 3, 8, 8), 0.1)
     w = rng.standard_normal((4, 3, 3, 3))
-    ref = naive.conv2d(x, w, None, 1, 1)
-    old = numba.get_num_threads()
-    numba.set_num_threads(threads or numba.config.NUMBA_NUM_THREADS)
+    old = _parallel.get_num_threads()
+    _parallel.set_num_threads(threads)
     try:
-        np.testing.assert_allclose(F.conv2d_forward(x, w, None, 1, 1), ref, atol=1e-12)
+        y = F.conv2d_forward(x, w, None, 1, 1)
+        np.testing.assert_allclose(y, naive.conv2d(x, w, None, 1, 1), atol=1e-12)
+        dx, dw = F.conv2d_backward(np.ones_like(y), x, w, 1, 1)
+        rdx, rdw = naive.conv2d_backward(np.ones_like(y), x, w, 1, 1)
+        np.testing.assert_allclose(dw, rdw, atol=1e-12)
+        np.testing.assert_allclose(dx, rdx, atol=1e-12)
+        xc = rng.standard_normal((7, 3, 5))
+        np.testing.assert_allclose(F.batch_norm_train(xc, np.ones(3), np.zeros(3), 1e-5)[0],
+                                   naive.batch_norm_train(xc, np.ones(3), np.zeros(3))[0],
+                                   atol=1e-12)
+        xs = rng.standard_normal((4, 37)) + 0.8
+        np.testing.assert_array_equal(F.lif_forward(xs)[0], naive.lif(xs)[0])
     finally:
-        numba.set_num_threads(old)
+        _parallel.set_num_threads(old)
 
 
 def test_conv2d_bad_input(rng):

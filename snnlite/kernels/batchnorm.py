@@ -1,19 +1,20 @@
 """Batch normalisation over (N, C, L): statistics per channel over N*L, in float64.
 
-Forward (training) saves ``mean`` and ``rstd`` for backward; the caller updates the running
+Each kernel takes the range [lo, hi) of its outermost index (channels, or rows n*C + c)
+that one worker computes (see :mod:`snnlite._parallel`). Forward (training) saves ``mean`` and ``rstd`` for backward; the caller updates the running
 statistics. Eval mode normalises with the running statistics instead.
 """
 import numpy as np
-from numba import prange
 
-from .._config import pjit
+from .._config import njit
 
 
-@pjit
-def bn_stats(mean, var, x):
-    """mean, var (C,) <- per-channel mean and biased variance of x (N, C, L)."""
+@njit
+def bn_stats(mean, var, x, lo, hi):
+    """mean, var (C,) <- per-channel mean and biased variance of x (N, C, L); channels
+    lo..hi-1."""
     N, C, L = x.shape
-    for c in prange(C):
+    for c in range(lo, hi):
         s = 0.0
         for n in range(N):
             for i in range(L):
@@ -28,22 +29,24 @@ def bn_stats(mean, var, x):
         var[c] = q / (N * L)
 
 
-@pjit
-def bn_normalize(y, x, mean, rstd, gamma, beta):
-    """y (N, C, L) <- (x - mean[c]) * rstd[c] * gamma[c] + beta[c], in float64."""
+@njit
+def bn_normalize(y, x, mean, rstd, gamma, beta, lo, hi):
+    """y (N, C, L) <- (x - mean[c]) * rstd[c] * gamma[c] + beta[c], in float64; rows
+    k = n*C + c in lo..hi-1."""
     N, C, L = x.shape
-    for k in prange(N * C):
+    for k in range(lo, hi):
         n, c = k // C, k % C
         m, r, g, b = mean[c], rstd[c], np.float64(gamma[c]), np.float64(beta[c])
         for i in range(L):
             y[n, c, i] = (x[n, c, i] - m) * r * g + b
 
 
-@pjit
-def bn_backward_reduce(dgamma, dbeta, dy, x, mean, rstd):
-    """dgamma, dbeta (C,) <- sum of dy * xhat and of dy over N*L (overwritten)."""
+@njit
+def bn_backward_reduce(dgamma, dbeta, dy, x, mean, rstd, lo, hi):
+    """dgamma, dbeta (C,) <- sum of dy * xhat and of dy over N*L (overwritten); channels
+    lo..hi-1."""
     N, C, L = x.shape
-    for c in prange(C):
+    for c in range(lo, hi):
         sg = 0.0
         sb = 0.0
         m, r = mean[c], rstd[c]
@@ -56,15 +59,16 @@ def bn_backward_reduce(dgamma, dbeta, dy, x, mean, rstd):
         dbeta[c] = sb
 
 
-@pjit
-def bn_backward_input(dx, dy, x, mean, rstd, gamma, dgamma, dbeta):
-    """dx (N, C, L) <- input gradient of training-mode batch norm.
+@njit
+def bn_backward_input(dx, dy, x, mean, rstd, gamma, dgamma, dbeta, lo, hi):
+    """dx (N, C, L) <- input gradient of training-mode batch norm, rows k = n*C + c in
+    lo..hi-1 (dx may be dy: each element is read before it is written).
 
     dx = gamma * rstd * (dy - dbeta / M - xhat * dgamma / M), M = N * L.
     """
     N, C, L = x.shape
     M = N * L
-    for k in prange(N * C):
+    for k in range(lo, hi):
         n, c = k // C, k % C
         m, r = mean[c], rstd[c]
         a = gamma[c] * r

@@ -5,16 +5,15 @@ Layout is NCHW throughout; the weight is ``w2 = weight.reshape(O, C*kh*kw)`` wit
 
     y[n] (O, Ho*Wo) = w2 (O, Ckk) @ cols[n] (Ckk, Ho*Wo)
 
-Each worker owns whole images, its own scratch buffers and its own weight-gradient
-accumulator (summed by the caller), with BLAS single-threaded inside. An image whose input
+Each worker owns whole images (worker tid of P takes images tid, tid + P, ...), its own
+scratch buffers and its own weight-gradient accumulator (summed by the caller), with BLAS
+single-threaded inside. An image whose input
 is mostly zeros (spikes) skips the GEMM: every nonzero input adds its weighted kernel column
 into the outputs it reaches (forward), or its weighted output gradients into the weight
 gradient (backward). The choice is made per image from the nonzero count.
 """
 import numpy as np
-from numba import prange
-
-from .._config import njit, pjit
+from .._config import njit
 
 
 @njit
@@ -107,65 +106,60 @@ def _scatter(acc, x, mat, kh, kw, stride, pad, Ho, Wo, into_outputs):
                             dst[o] += v * src[o]
 
 
-@pjit
-def conv2d_forward(y, x, w2, wT, kh, kw, stride, pad, sparse_below, cols, yT):
-    """y (N, O, Ho*Wo) <- conv of x (N, C, H, W); w2 (O, Ckk), wT = w2.T contiguous.
-
-    cols (P, Ckk, Ho*Wo) and yT (P, Ho*Wo, O) are scratch, one slab per worker (P workers).
-    Images whose nonzero fraction is below ``sparse_below`` take the scatter path.
-    Returns the number of images that took it.
-    """
-    N = x.shape[0]
+@njit
+def conv2d_forward(y, n_sparse, x, w2, wT, kh, kw, stride, pad, sparse_below, cols, yT,
+                   tid, P):
+    """y (N, O, Ho*Wo) <- conv of x (N, C, H, W) for images tid, tid + P, ... (worker tid of
+    P); w2 (O, Ckk), wT = w2.T contiguous. Scratch of this worker: cols[tid] (Ckk, Ho*Wo),
+    yT[tid] (Ho*Wo, O). Images whose nonzero fraction is below ``sparse_below`` take the
+    event path; n_sparse[tid] <- how many did."""
+    cbuf, ybuf = cols[tid], yT[tid]
     O, HW = y.shape[1], y.shape[2]
     Ho = out_size(x.shape[2], kh, stride, pad)
     Wo = out_size(x.shape[3], kw, stride, pad)
-    P = cols.shape[0]
-    n_sparse = np.zeros(P, np.int64)
-    for tid in prange(P):
-        for n in range(tid, N, P):
-            if _nonzero_fraction(x[n]) < sparse_below:
-                yT[tid] = 0
-                _scatter(yT[tid], x[n], wT, kh, kw, stride, pad, Ho, Wo, True)
-                for o in range(O):
-                    for p in range(HW):
-                        y[n, o, p] = yT[tid, p, o]
-                n_sparse[tid] += 1
-            else:
-                im2col(cols[tid], x[n], kh, kw, stride, pad, Ho, Wo)
-                np.dot(w2, cols[tid], y[n])
-    return n_sparse.sum()
+    count = 0
+    for n in range(tid, x.shape[0], P):
+        if _nonzero_fraction(x[n]) < sparse_below:
+            ybuf[:] = 0
+            _scatter(ybuf, x[n], wT, kh, kw, stride, pad, Ho, Wo, True)
+            for o in range(O):
+                for p in range(HW):
+                    y[n, o, p] = ybuf[p, o]
+            count += 1
+        else:
+            im2col(cbuf, x[n], kh, kw, stride, pad, Ho, Wo)
+            np.dot(w2, cbuf, y[n])
+    n_sparse[tid] = count
 
 
-@pjit
-def conv2d_backward(dx, dwT, dy, x, w2, wT, kh, kw, stride, pad, sparse_below,
-                    need_dx, need_dw, cols, dyT, tmp):
-    """Gradients of y = conv(x, w) given dy (N, O, Ho*Wo).
+@njit
+def conv2d_backward(dx, dwT, dy, x, w2, wT, kh, kw, stride, pad, sparse_below, need_dx,
+                    need_dw, cols, dyT, tmp, tid, P):
+    """Gradients of y = conv(x, w) given dy (N, O, Ho*Wo), images tid, tid + P, ...
 
     dx (N, C, H, W) <- input gradient (if need_dx; fully overwritten);
-    dwT (P, Ckk, O) += weight gradient, one accumulator per worker (if need_dw).
-    Scratch per worker: cols (P, Ckk, Ho*Wo), dyT (P, Ho*Wo, O), tmp (P, Ckk, O).
+    dwT[tid] (Ckk, O) += this worker's share of the weight gradient (if need_dw).
+    Scratch of this worker: cols[tid] (Ckk, Ho*Wo), dyT[tid] (Ho*Wo, O), tmp[tid] (Ckk, O).
     """
-    N = x.shape[0]
+    acc, cbuf, gbuf, tbuf = dwT[tid], cols[tid], dyT[tid], tmp[tid]
     O, HW = dy.shape[1], dy.shape[2]
     Ckk = w2.shape[1]
     Ho = out_size(x.shape[2], kh, stride, pad)
     Wo = out_size(x.shape[3], kw, stride, pad)
-    P = cols.shape[0]
-    for tid in prange(P):
-        for n in range(tid, N, P):
-            if need_dw:
-                if _nonzero_fraction(x[n]) < sparse_below:
+    for n in range(tid, x.shape[0], P):
+        if need_dw:
+            if _nonzero_fraction(x[n]) < sparse_below:
+                for o in range(O):
+                    for p in range(HW):
+                        gbuf[p, o] = dy[n, o, p]
+                _scatter(acc, x[n], gbuf, kh, kw, stride, pad, Ho, Wo, False)
+            else:
+                im2col(cbuf, x[n], kh, kw, stride, pad, Ho, Wo)
+                np.dot(cbuf, dy[n].T, tbuf)
+                for r in range(Ckk):
                     for o in range(O):
-                        for p in range(HW):
-                            dyT[tid, p, o] = dy[n, o, p]
-                    _scatter(dwT[tid], x[n], dyT[tid], kh, kw, stride, pad, Ho, Wo, False)
-                else:
-                    im2col(cols[tid], x[n], kh, kw, stride, pad, Ho, Wo)
-                    np.dot(cols[tid], dy[n].T, tmp[tid])
-                    for r in range(Ckk):
-                        for o in range(O):
-                            dwT[tid, r, o] += tmp[tid, r, o]
-            if need_dx:
-                np.dot(wT, dy[n], cols[tid])
-                dx[n] = 0
-                col2im(dx[n], cols[tid], kh, kw, stride, pad, Ho, Wo)
+                        acc[r, o] += tbuf[r, o]
+        if need_dx:
+            np.dot(wT, dy[n], cbuf)
+            dx[n] = 0
+            col2im(dx[n], cbuf, kh, kw, stride, pad, Ho, Wo)

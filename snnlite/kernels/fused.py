@@ -7,13 +7,12 @@ handled by one worker, with the time loop inside, and only the pre-spike membran
 kernels' (batch norm in float64, rounded to the array dtype before the LIF charge; pooling
 as count * (1/k^2)), so forward results are bit-identical to the unfused chain.
 
+Each call computes planes k = b*C + c in lo..hi-1.
 Arrays: x (Tx, B, C, H*W) with Tx = T or 1 (time broadcast); h (T, B, C, H*W);
 out (T, B, C, Ho*Wo) pooled or (T, B, C, H*W) spikes.
 """
 import numpy as np
-from numba import prange
-
-from .._config import njit_exact, pjit_exact
+from .._config import njit_exact
 
 
 @njit_exact
@@ -45,9 +44,9 @@ def _unpool(ds, g, k, W, inv):
                 ds[y * W + xo * k + b] = v
 
 
-@pjit_exact
+@njit_exact
 def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v_reset,
-                   decay_input, hard_reset, pool, W, save_h):
+                   decay_input, hard_reset, pool, W, save_h, lo, hi):
     """out <- LIF(BN(x) + res) (average-pooled by ``pool`` if > 1), h <- pre-spike membrane
     (if save_h), counts (B*C,) int64 <- spikes per plane. mean/rstd float64 (C,).
     res (T, B, C, HW) is a residual added after the norm; an empty res (size 0) adds none."""
@@ -59,7 +58,7 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
     one = tau / tau
     zero = one - one
     inv = 1.0 / (pool * pool)
-    for k in prange(B * C):
+    for k in range(lo, hi):
         b, c = k // C, k % C
         m, rs, g, bb = mean[c], rstd[c], np.float64(gamma[c]), np.float64(beta[c])
         v = np.empty(HW, x.dtype)
@@ -104,9 +103,9 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
         counts[k] = n
 
 
-@pjit_exact
+@njit_exact
 def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, decay_input,
-                    hard_reset, detach_reset, sg_half_alpha, sg_scale, pool, W):
+                    hard_reset, detach_reset, sg_half_alpha, sg_scale, pool, W, lo, hi):
     """BPTT through LIF (and the pooling after it) down to the BN output.
 
     dout: gradient of the output (pooled or not); dcur <- gradient wrt the normalised
@@ -118,7 +117,7 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
     one = tau / tau
     zero = one - one
     inv = 1.0 / (pool * pool)
-    for k in prange(B * C):
+    for k in range(lo, hi):
         b, c = k // C, k % C
         m, rs = mean[c], rstd[c]
         carry = np.zeros(HW, h.dtype)

@@ -15,19 +15,17 @@ recomputed from it in reverse time. The surrogate is ATan:
 ``sg(u) = (alpha / 2) / (1 + (pi / 2 * alpha * u)^2)``.
 
 Arrays are (T, M) with the neurons flattened; an input with a leading dimension of 1 is the
-same current at every step (direct coding). Workers own contiguous blocks of neurons and
-loop over time outside the block so that the inner loop vectorises.
+same current at every step (direct coding). Each call computes neurons lo..hi-1, in blocks
+with the time loop outside the block so that the inner loop vectorises.
 """
 import numpy as np
-from numba import prange
-
-from .._config import pjit_exact
+from .._config import njit_exact
 
 BLOCK = 512
 
 
-@pjit_exact
-def lif_forward(s, h, v, x, tau, v_th, v_reset, decay_input, hard_reset):
+@njit_exact
+def lif_forward(s, h, v, x, tau, v_th, v_reset, decay_input, hard_reset, lo, hi):
     """s (T, M) spikes, h (T, M) pre-spike membrane; v (M,) initial membrane, updated in
     place to the final one; x (T or 1, M) input current. Scalars in the arrays' dtype."""
     T, M = s.shape
@@ -35,12 +33,11 @@ def lif_forward(s, h, v, x, tau, v_th, v_reset, decay_input, hard_reset):
     r = v_reset if hard_reset else v_reset - v_reset  # the charge leaks towards 0 under soft reset
     one = tau / tau
     zero = tau - tau
-    for b in prange((M + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(M, lo + BLOCK)
+    for b0 in range(lo, hi, BLOCK):
+        b1 = min(hi, b0 + BLOCK)
         for t in range(T):
             xt = x[0] if bx else x[t]
-            for j in range(lo, hi):
+            for j in range(b0, b1):
                 vj = v[j]
                 if decay_input:
                     hj = vj + (xt[j] - (vj - r)) / tau
@@ -55,9 +52,9 @@ def lif_forward(s, h, v, x, tau, v_th, v_reset, decay_input, hard_reset):
                     v[j] = hj
 
 
-@pjit_exact
+@njit_exact
 def lif_backward(dx, ds, h, tau, v_th, v_reset, decay_input, hard_reset, detach_reset,
-                 sg_half_alpha, sg_scale):
+                 sg_half_alpha, sg_scale, lo, hi):
     """dx (T, M) <- gradient wrt the input current given ds (T, M), the gradient wrt the
     spikes, and h (T, M) from the forward. The final membrane carries no gradient.
 
@@ -65,12 +62,11 @@ def lif_backward(dx, ds, h, tau, v_th, v_reset, decay_input, hard_reset, detach_
     """
     T, M = h.shape
     one = tau / tau
-    for b in prange((M + BLOCK - 1) // BLOCK):
-        lo = b * BLOCK
-        hi = min(M, lo + BLOCK)
-        carry = np.zeros(hi - lo, h.dtype)
+    for b0 in range(lo, hi, BLOCK):
+        b1 = min(hi, b0 + BLOCK)
+        carry = np.zeros(b1 - b0, h.dtype)
         for t in range(T - 1, -1, -1):
-            for j in range(lo, hi):
+            for j in range(b0, b1):
                 hj = h[t, j]
                 z = (hj - v_th) * sg_scale
                 sg = sg_half_alpha / (one + z * z)
@@ -80,6 +76,6 @@ def lif_backward(dx, ds, h, tau, v_th, v_reset, decay_input, hard_reset, detach_
                         rg = rg + (v_reset - hj) * sg
                 else:
                     rg = one if detach_reset else one - v_th * sg
-                gh = ds[t, j] * sg + carry[j - lo] * rg
+                gh = ds[t, j] * sg + carry[j - b0] * rg
                 dx[t, j] = gh / tau if decay_input else gh
-                carry[j - lo] = gh - gh / tau
+                carry[j - b0] = gh - gh / tau

@@ -1,31 +1,22 @@
-"""Fully connected layer, y = x @ w.T + b, on (N, F) rows with GEMMs split across workers."""
+"""Fully connected layer, y = x @ w.T + b, on (N, F) rows; each call computes rows lo..hi-1
+with one GEMM."""
 import numpy as np
-from numba import prange
 
-from .._config import pjit
-
-ROWS = 64
+from .._config import njit
 
 
-@pjit
-def linear_forward(y, x, w, b, has_bias):
-    """y (N, O) <- x (N, F) @ w.T (F, O) + b; row blocks per worker."""
-    N = x.shape[0]
-    wt = w.T
-    for blk in prange((N + ROWS - 1) // ROWS):
-        lo = blk * ROWS
-        hi = min(N, lo + ROWS)
-        np.dot(x[lo:hi], wt, y[lo:hi])
+@njit
+def linear_forward(y, x, w, b, has_bias, lo, hi):
+    """y (N, O) <- x (N, F) @ w.T (F, O) + b, rows lo..hi-1."""
+    if hi > lo:
+        np.dot(x[lo:hi], w.T, y[lo:hi])
         if has_bias:
             for i in range(lo, hi):
                 y[i] += b
 
 
-@pjit
-def linear_backward_input(dx, dy, w):
-    """dx (N, F) <- dy (N, O) @ w (O, F)."""
-    N = dy.shape[0]
-    for blk in prange((N + ROWS - 1) // ROWS):
-        lo = blk * ROWS
-        hi = min(N, lo + ROWS)
+@njit
+def linear_backward_input(dx, dy, w, lo, hi):
+    """dx (N, F) <- dy (N, O) @ w (O, F), rows lo..hi-1."""
+    if hi > lo:
         np.dot(dy[lo:hi], w, dx[lo:hi])

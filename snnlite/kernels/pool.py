@@ -3,17 +3,15 @@
 Max pooling keeps, per output, the flat window index of the first maximum in row-major
 order (PyTorch's tie rule); a NaN wins the window, as in PyTorch.
 """
-from numba import prange
-
-from .._config import pjit
+from .._config import njit
 
 
-@pjit
-def avg_pool_forward(y, x, k):
+@njit
+def avg_pool_forward(y, x, k, lo, hi):
     """y (N, Ho, Wo) <- mean of each k x k window of x (N, H, W)."""
     N, Ho, Wo = y.shape
     inv = 1.0 / (k * k)
-    for n in prange(N):
+    for n in range(lo, hi):
         for i in range(Ho):
             for j in range(Wo):
                 acc = x[n, i * k, j * k] - x[n, i * k, j * k]
@@ -23,12 +21,12 @@ def avg_pool_forward(y, x, k):
                 y[n, i, j] = acc * inv
 
 
-@pjit
-def avg_pool_backward(dx, dy, k):
+@njit
+def avg_pool_backward(dx, dy, k, lo, hi):
     """dx (N, H, W) <- dy / k^2 spread over each window (fully overwritten)."""
     N, Ho, Wo = dy.shape
     inv = 1.0 / (k * k)
-    for n in prange(N):
+    for n in range(lo, hi):
         dx[n] = 0
         for i in range(Ho):
             for j in range(Wo):
@@ -38,11 +36,11 @@ def avg_pool_backward(dx, dy, k):
                         dx[n, i * k + a, j * k + b] = g
 
 
-@pjit
-def max_pool_forward(y, idx, x, k):
+@njit
+def max_pool_forward(y, idx, x, k, lo, hi):
     """y (N, Ho, Wo) <- window maxima of x (N, H, W); idx (N, Ho, Wo) uint8 window index."""
     N, Ho, Wo = y.shape
-    for n in prange(N):
+    for n in range(lo, hi):
         for i in range(Ho):
             for j in range(Wo):
                 best = x[n, i * k, j * k]
@@ -57,11 +55,11 @@ def max_pool_forward(y, idx, x, k):
                 idx[n, i, j] = arg
 
 
-@pjit
-def max_pool_backward(dx, dy, idx, k):
+@njit
+def max_pool_backward(dx, dy, idx, k, lo, hi):
     """dx (N, H, W) <- dy routed to each window's argmax (fully overwritten)."""
     N, Ho, Wo = dy.shape
-    for n in prange(N):
+    for n in range(lo, hi):
         dx[n] = 0
         for i in range(Ho):
             for j in range(Wo):

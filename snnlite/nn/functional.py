@@ -1,6 +1,7 @@
 """The functional layer: checks arguments, coerces dtype and layout, allocates, calls kernels.
 
-Functions here are stateless apart from an optional :class:`Workspace` of scratch buffers
+Kernels run on :mod:`snnlite._parallel`'s pool, each worker taking a share of the
+outermost loop. Functions here are stateless apart from an optional :class:`Workspace` of scratch buffers
 that a layer keeps between calls (large allocations per step cost page faults). Stateless
 layers take ``[N, ...]`` arrays (time folded into the batch by the caller).
 """
@@ -8,8 +9,7 @@ import math
 
 import numpy as np
 
-from .. import _threads
-from .._config import num_threads
+from .. import _parallel, _threads
 from ..kernels import batchnorm as kbn
 from ..kernels import conv as kconv
 from ..kernels import fused as kfused
@@ -77,13 +77,14 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, sparse_below=0.2, 
     x = np.ascontiguousarray(x)
     w2 = np.ascontiguousarray(weight.reshape(O, -1))
     wT = np.ascontiguousarray(w2.T)
-    P = num_threads()
+    P = _parallel.get_num_threads()
     cols = _scratch(ws, "cols", (P, C * kh * kw, Ho * Wo), x.dtype)
     yT = _scratch(ws, "yT", (P, Ho * Wo, O), x.dtype)
     y = np.empty((N, O, Ho, Wo), x.dtype)
+    n_sparse = np.zeros(P, np.int64)
     with _threads.blas_threads(1):
-        kconv.conv2d_forward(y.reshape(N, O, Ho * Wo), x, w2, wT, kh, kw, stride, padding,
-                             sparse_below, cols, yT)
+        _parallel.shares(kconv.conv2d_forward, y.reshape(N, O, Ho * Wo), n_sparse, x, w2, wT,
+                         kh, kw, stride, padding, sparse_below, cols, yT)
     if bias is not None:
         y += bias.reshape(1, O, 1, 1)
     return y
@@ -102,7 +103,7 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=Tr
     dy = np.ascontiguousarray(dy)
     w2 = np.ascontiguousarray(weight.reshape(O, -1))
     wT = np.ascontiguousarray(w2.T)
-    P = num_threads()
+    P = _parallel.get_num_threads()
     Ckk = C * kh * kw
     cols = _scratch(ws, "cols", (P, Ckk, Ho * Wo), x.dtype)
     dyT = _scratch(ws, "yT", (P, Ho * Wo, O), x.dtype)
@@ -111,8 +112,9 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=Tr
     dwT[:] = 0
     dx = np.empty_like(x) if need_dx else np.empty((0, C, H, W), x.dtype)
     with _threads.blas_threads(1):
-        kconv.conv2d_backward(dx, dwT, dy.reshape(N, O, Ho * Wo), x, w2, wT, kh, kw, stride,
-                              padding, sparse_below, need_dx, need_dw, cols, dyT, tmp)
+        _parallel.shares(kconv.conv2d_backward, dx, dwT, dy.reshape(N, O, Ho * Wo), x, w2, wT,
+                         kh, kw, stride, padding, sparse_below, need_dx, need_dw, cols, dyT,
+                         tmp)
     dw = dwT.sum(0).T.reshape(weight.shape) if need_dw else None
     return (dx if need_dx else None), dw
 
@@ -124,7 +126,7 @@ def batch_norm_stats(x):
     check_float("x", x, 3)
     mean = np.empty(x.shape[1], np.float64)
     var = np.empty(x.shape[1], np.float64)
-    kbn.bn_stats(mean, var, np.ascontiguousarray(x))
+    _parallel.chunks(kbn.bn_stats, x.shape[1], mean, var, np.ascontiguousarray(x))
     return mean, var
 
 
@@ -138,7 +140,7 @@ def batch_norm_train(x, gamma, beta, eps):
     mean, var = batch_norm_stats(x)
     rstd = 1.0 / np.sqrt(var + eps)
     y = np.empty_like(x)
-    kbn.bn_normalize(y, x, mean, rstd, gamma, beta)
+    _parallel.chunks(kbn.bn_normalize, x.shape[0] * C, y, x, mean, rstd, gamma, beta)
     return y, mean, var, rstd
 
 
@@ -152,7 +154,7 @@ def batch_norm_eval(x, gamma, beta, running_mean, running_var, eps):
     mean = running_mean.astype(np.float64)
     rstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
     y = np.empty_like(x)
-    kbn.bn_normalize(y, x, mean, rstd, gamma, beta)
+    _parallel.chunks(kbn.bn_normalize, x.shape[0] * C, y, x, mean, rstd, gamma, beta)
     return y
 
 
@@ -162,9 +164,10 @@ def batch_norm_train_backward(dy, x, gamma, mean, rstd):
     C = x.shape[1]
     dgamma = np.empty(C, np.float64)
     dbeta = np.empty(C, np.float64)
-    kbn.bn_backward_reduce(dgamma, dbeta, dy, x, mean, rstd)
+    _parallel.chunks(kbn.bn_backward_reduce, C, dgamma, dbeta, dy, x, mean, rstd)
     dx = np.empty_like(x)
-    kbn.bn_backward_input(dx, dy, x, mean, rstd, gamma, dgamma, dbeta)
+    _parallel.chunks(kbn.bn_backward_input, x.shape[0] * C, dx, dy, x, mean, rstd, gamma,
+                     dgamma, dbeta)
     return dx, dgamma, dbeta
 
 
@@ -193,9 +196,9 @@ def bn_lif_forward(x, mean, rstd, gamma, beta, T, tau, v_threshold, v_reset, dec
         if residual.shape != (T, B, C, H, W):
             raise ValueError(f"residual: expected shape {(T, B, C, H, W)}, got {residual.shape}")
         res = np.ascontiguousarray(residual).reshape(T, B, C, H * W)
-    kfused.bn_lif_forward(out, h, counts, xs, res, mean, rstd, gamma, beta, dt(tau),
-                          dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input),
-                          hard, k, W, bool(save_h))
+    _parallel.chunks(kfused.bn_lif_forward, B * C, out, h, counts, xs, res, mean, rstd, gamma,
+                     beta, dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0),
+                     bool(decay_input), hard, k, W, bool(save_h))
     return out.reshape(T, B, C, H // k, W // k), (h if save_h else None), int(counts.sum())
 
 
@@ -214,18 +217,19 @@ def lif_bn_backward(dout, h, x, mean, rstd, gamma, tau, v_threshold, v_reset, de
     xs = np.ascontiguousarray(x).reshape(Tx, B, C, H * W)
     dcur = np.empty((Tx, B, C, H * W), h.dtype)
     sums = np.empty((B * C, 2), np.float64)
-    kfused.lif_bn_backward(dcur, sums, np.ascontiguousarray(dout).reshape(T, B, C, -1), h, xs,
-                           mean, rstd, dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0),
-                           bool(decay_input), hard, bool(detach_reset), dt(alpha / 2),
-                           dt(math.pi / 2 * alpha), max(int(pool), 1), W)
+    _parallel.chunks(kfused.lif_bn_backward, B * C, dcur, sums,
+                     np.ascontiguousarray(dout).reshape(T, B, C, -1), h, xs, mean, rstd,
+                     dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input),
+                     hard, bool(detach_reset), dt(alpha / 2), dt(math.pi / 2 * alpha),
+                     max(int(pool), 1), W)
     sums = sums.reshape(B, C, 2).sum(0)
     dbeta, dgamma = sums[:, 0].copy(), sums[:, 1].copy()
     dcur_out = dcur.reshape(Tx, B, C, H, W).copy() if need_dcur else None
     if not need_dx:
         return None, dgamma, dbeta, dcur_out
     d3 = dcur.reshape(Tx * B, C, H * W)
-    kbn.bn_backward_input(d3, d3, xs.reshape(Tx * B, C, H * W), mean, rstd, gamma, dgamma,
-                          dbeta)
+    _parallel.chunks(kbn.bn_backward_input, Tx * B * C, d3, d3, xs.reshape(Tx * B, C, H * W),
+                     mean, rstd, gamma, dgamma, dbeta)
     return dcur.reshape(Tx, B, C, H, W), dgamma, dbeta, dcur_out
 
 
@@ -255,8 +259,8 @@ def lif_forward(x, tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, v0=N
         v = v0.copy()
     s = np.empty((steps, M), x.dtype)
     h = np.empty((steps, M), x.dtype)
-    klif.lif_forward(s, h, v, np.ascontiguousarray(x), dt(tau), dt(v_threshold), vr,
-                     bool(decay_input), hard)
+    _parallel.chunks(klif.lif_forward, M, s, h, v, np.ascontiguousarray(x), dt(tau),
+                     dt(v_threshold), vr, bool(decay_input), hard)
     return s, h, v
 
 
@@ -266,9 +270,9 @@ def lif_backward(ds, h, tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True,
     dt = h.dtype.type
     hard = v_reset is not None
     dx = np.empty_like(h)
-    klif.lif_backward(dx, np.ascontiguousarray(ds, h.dtype), h, dt(tau), dt(v_threshold),
-                      dt(v_reset if hard else 0.0), bool(decay_input), hard,
-                      bool(detach_reset), dt(alpha / 2), dt(math.pi / 2 * alpha))
+    _parallel.chunks(klif.lif_backward, h.shape[1], dx, np.ascontiguousarray(ds, h.dtype), h,
+                     dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input),
+                     hard, bool(detach_reset), dt(alpha / 2), dt(math.pi / 2 * alpha))
     return dx
 
 
@@ -285,16 +289,16 @@ def _pool_shape(x, k):
 def avg_pool_forward(x, k):
     N, C, Ho, Wo = _pool_shape(x, k)
     y = np.empty((N, C, Ho, Wo), x.dtype)
-    kpool.avg_pool_forward(y.reshape(N * C, Ho, Wo),
-                           np.ascontiguousarray(x).reshape(N * C, Ho * k, Wo * k), k)
+    _parallel.chunks(kpool.avg_pool_forward, N * C, y.reshape(N * C, Ho, Wo),
+                     np.ascontiguousarray(x).reshape(N * C, Ho * k, Wo * k), k)
     return y
 
 
 def avg_pool_backward(dy, k):
     N, C, Ho, Wo = dy.shape
     dx = np.empty((N, C, Ho * k, Wo * k), dy.dtype)
-    kpool.avg_pool_backward(dx.reshape(N * C, Ho * k, Wo * k),
-                            np.ascontiguousarray(dy).reshape(N * C, Ho, Wo), k)
+    _parallel.chunks(kpool.avg_pool_backward, N * C, dx.reshape(N * C, Ho * k, Wo * k),
+                     np.ascontiguousarray(dy).reshape(N * C, Ho, Wo), k)
     return dx
 
 
@@ -303,17 +307,18 @@ def max_pool_forward(x, k):
     N, C, Ho, Wo = _pool_shape(x, k)
     y = np.empty((N, C, Ho, Wo), x.dtype)
     idx = np.empty((N, C, Ho, Wo), np.uint8)
-    kpool.max_pool_forward(y.reshape(N * C, Ho, Wo), idx.reshape(N * C, Ho, Wo),
-                           np.ascontiguousarray(x).reshape(N * C, Ho * k, Wo * k), k)
+    _parallel.chunks(kpool.max_pool_forward, N * C, y.reshape(N * C, Ho, Wo),
+                     idx.reshape(N * C, Ho, Wo),
+                     np.ascontiguousarray(x).reshape(N * C, Ho * k, Wo * k), k)
     return y, idx
 
 
 def max_pool_backward(dy, idx, k):
     N, C, Ho, Wo = dy.shape
     dx = np.empty((N, C, Ho * k, Wo * k), dy.dtype)
-    kpool.max_pool_backward(dx.reshape(N * C, Ho * k, Wo * k),
-                            np.ascontiguousarray(dy).reshape(N * C, Ho, Wo),
-                            idx.reshape(N * C, Ho, Wo), k)
+    _parallel.chunks(kpool.max_pool_backward, N * C, dx.reshape(N * C, Ho * k, Wo * k),
+                     np.ascontiguousarray(dy).reshape(N * C, Ho, Wo), idx.reshape(N * C, Ho, Wo),
+                     k)
     return dx
 
 
@@ -328,8 +333,8 @@ def linear_forward(x, weight, bias=None):
     y = np.empty((x.shape[0], weight.shape[0]), x.dtype)
     b = bias if bias is not None else np.zeros(weight.shape[0], x.dtype)
     with _threads.blas_threads(1):
-        klin.linear_forward(y, np.ascontiguousarray(x), np.ascontiguousarray(weight), b,
-                            bias is not None)
+        _parallel.chunks(klin.linear_forward, x.shape[0], y, np.ascontiguousarray(x),
+                         np.ascontiguousarray(weight), b, bias is not None)
     return y
 
 
@@ -342,5 +347,6 @@ def linear_backward(dy, x, weight, need_dx=True):
     if need_dx:
         dx = np.empty_like(x)
         with _threads.blas_threads(1):
-            klin.linear_backward_input(dx, dy, np.ascontiguousarray(weight))
+            _parallel.chunks(klin.linear_backward_input, x.shape[0], dx, dy,
+                             np.ascontiguousarray(weight))
     return dx, dw, db
