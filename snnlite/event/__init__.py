@@ -1,6 +1,7 @@
 """Event-driven inference, exact spike and synaptic-operation counts, energy estimates.
 
     net = compile_model(model)                # BN folded, pooling folded, residuals as projections
+    net64 = compile_model(model, dtype=np.float64)   # float32 by default; float64 for exactness
     res = net.run(encoding.ttfs(x, T))        # res.logits [B, K]; res.counts: int64 [B, T] per layer
     ref, logits, spikes = dense_counts(net, model, encoding.ttfs(x, T))   # the same, independently
     e = energy(res.counts, get_table("cmos45_fp32"))                    # pJ per sample, ESTIMATES
@@ -21,9 +22,13 @@ Folding. BatchNorm (running statistics) folds into the preceding conv/linear in 
 ``AvgPool2d(k)`` between spiking layers folds into the next layer's synapses: a spike at
 (y, x) reaches the targets of its pooled position (y // k, x // k) with weights ``w' / k^2``
 (the final global ``AvgPool2d(8) + Flatten + Linear`` is a linear layer with weights / 64).
-The engine computes in float64: its spikes equal those of a float64 dense forward exactly;
-against a float32 forward they can differ where a membrane lies within float32 rounding of
-the threshold (``snnlite audit`` therefore converts the model to float64 first).
+Precision. ``compile_model(model, dtype=)`` sets the dtype of the engine's weights, biases,
+currents and membranes: float32 (the default, for speed) or float64. In float64 its spikes
+equal those of a float64 dense forward exactly. In float32 (and against any float32
+forward) a spike can flip where a membrane lies within float32 rounding of the threshold,
+and everything downstream of it follows; ``snnlite audit`` therefore runs the model and the
+engine in float64. Counts never depend on the dtype except through such flips: for the
+same spikes they are the same integers.
 
 Input events. A spike input is binary ``[T, B, C, H, W]`` (or an event list of
 (t, b, c, y, x) rows); each 1 is one event. A dense input (direct coding) is presented whole

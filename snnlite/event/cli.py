@@ -69,7 +69,7 @@ def audit(model, images, labels, mean, std, encodings, T, table, batch_size=16,
     from .report import summarize
 
     model.astype(np.float64).eval()  # exact float64 copies of the parameters
-    net = compile_model(model, images.shape[1:])
+    net = compile_model(model, images.shape[1:], dtype=np.float64)
     results, problems = {}, {}
     for enc in encodings:
         parts, logits, bad = [], [], []

@@ -110,7 +110,7 @@ class _Builder:
         if not isinstance(v, _Current):
             raise TypeError(f"layer {name!r} (LIF) must follow a synaptic layer (Conv2d or "
                             "Linear, optionally with BatchNorm)")
-        projections = [p.finalize() for p in v.projections]
+        projections = v.projections
         pop = Population(projections[0].name, "lif", v.shape, name, projections, v.bias,
                          m.tau, m.v_threshold, m.v_reset, m.decay_input)
         self.pops.append(pop)
@@ -120,7 +120,7 @@ class _Builder:
         if not isinstance(v, _Current):
             raise TypeError(f"layer {name!r} (TimeMean) must follow a synaptic layer (the "
                             "readout averages its currents over time)")
-        projections = [p.finalize() for p in v.projections]
+        projections = v.projections
         self.pops.append(Population(projections[0].name, "readout", v.shape, name,
                                     projections, v.bias))
         return _Done(name)
@@ -210,10 +210,12 @@ def _need_source(name, m, v):
                         "must come between two synaptic layers")
 
 
-def compile_model(model, input_shape=(3, 32, 32)):
+def compile_model(model, input_shape=(3, 32, 32), dtype=np.float32):
     """Compile ``model`` (a snnlite SNN) for event-driven inference on ``input_shape``
     (C, H, W) inputs: BN folded in float64 (eval statistics), pooling of spikes folded into
-    the next layer's synapses, residual paths as projections. Returns an :class:`EventNet`.
+    the next layer's synapses, residual paths as projections. Returns an :class:`EventNet`
+    that computes in ``dtype``: float32 (fast) or float64 (its spikes equal those of a
+    float64 dense forward; see the conventions in :mod:`snnlite.event`).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a snnlite Module, got {type(model).__name__}")
@@ -225,4 +227,4 @@ def compile_model(model, input_shape=(3, 32, 32)):
     if not isinstance(out, _Done):
         raise TypeError(f"model ({type(model).__name__}) must end with a synaptic layer and "
                         "TimeMean (the readout)")
-    return EventNet(shape, b.pops)
+    return EventNet(shape, b.pops, dtype)

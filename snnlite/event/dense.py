@@ -80,7 +80,8 @@ def _fanout(q, s):
 def dense_counts(net, model, x, mode="auto"):
     """Counts of ``net`` on x from the dense forward of ``model`` (the model ``net`` was
     compiled from). Returns (Counts, logits [B, K], {population name: spikes [T, B, ...]}).
-    ``model`` should be float64 for spikes to match the (float64) event engine exactly."""
+    ``model`` should be float64, and ``net`` compiled with ``dtype=np.float64``, for the
+    spikes to match the event engine's exactly."""
     mode = check_input(net, x, mode)
     T, B = x.shape[:2]
     pops = net.populations

@@ -1,7 +1,7 @@
-"""The event-driven engine: step by step over T, each population updated from the events of
-its sources at that step, every operation counted per sample and per step.
+"""The event-driven engine: sample by sample, step by step over T, each population updated
+from the events of its sources at that step, every operation counted per sample and per step.
 
-Per step t and population, in forward order:
+Per sample, step t and population, in forward order:
 
     cur = bias                                   # bias_adds += N   (if there is a bias)
     for each projection:
@@ -10,12 +10,16 @@ Per step t and population, in forward order:
     LIF: charge, fire, reset from cur            # neuron_updates += N; out_spikes += fired
     readout: accumulate cur (logits = mean over T)
 
-Everything runs in float64. Dense input repeated over time (a stride-0 view, direct coding)
-is convolved once per sample; its MACs are still counted at every step (see the
-conventions in :mod:`snnlite.event`).
+The whole loop is one compiled kernel (:func:`snnlite.kernels.event.run_network`); the input
+events of all steps are extracted before it, the counts assembled after it. Weights,
+currents and membranes are in the net's dtype (``compile_model(..., dtype=)``): float32 by
+default, float64 to reproduce a float64 dense forward spike for spike. Dense input repeated
+over time (a stride-0 view, direct coding) is convolved once per sample; its MACs are still
+counted at every step (see the conventions in :mod:`snnlite.event`).
 """
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from ..kernels import event as kev
@@ -28,8 +32,8 @@ MODES = ("auto", "events", "dense")
 
 @dataclass
 class EventResult:
-    """logits [B, K]; counts (:class:`Counts`); spikes {population name: [T, B, C, H, W]
-    float64} when recorded (``None`` otherwise)."""
+    """logits [B, K] in the net's dtype; counts (:class:`Counts`); spikes {population name:
+    [T, B, C, H, W] float64} when recorded (``None`` otherwise)."""
 
     logits: np.ndarray
     counts: Counts
@@ -38,15 +42,7 @@ class EventResult:
 
 def check_input(net, x, mode):
     """Validate x [T, B, C, H, W] against ``net`` and resolve ``mode``; returns the mode."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"x: expected a numpy array [T, B, C, H, W], got {type(x).__name__}")
-    if x.dtype.kind not in "fiub":
-        raise TypeError(f"x: expected a numeric array, got dtype {x.dtype}")
-    if x.ndim != 5 or x.shape[2:] != net.input_shape or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"x: expected shape [T, B, {', '.join(map(str, net.input_shape))}], "
-                         f"got {x.shape}")
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    _check_array(net, x, mode)
     xs = x[:1] if is_time_broadcast(x) else x
     if x.dtype.kind == "f" and not np.isfinite(xs).all():
         raise ValueError("x: contains NaN or infinity")
@@ -58,6 +54,19 @@ def check_input(net, x, mode):
     if mode == "auto":
         mode = "events" if binary.all() else "dense"
     return mode
+
+
+def _check_array(net, x, mode):
+    """Type, shape and mode checks (no pass over the values)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x: expected a numpy array [T, B, C, H, W], got {type(x).__name__}")
+    if x.dtype.kind not in "fiub":
+        raise TypeError(f"x: expected a numeric array, got dtype {x.dtype}")
+    if x.ndim != 5 or x.shape[2:] != net.input_shape or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"x: expected shape [T, B, {', '.join(map(str, net.input_shape))}], "
+                         f"got {x.shape}")
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
 
 
 def events_to_dense(events, T, B, input_shape):
@@ -84,112 +93,106 @@ def events_to_dense(events, T, B, input_shape):
     return x
 
 
-def _dense_current(proj, x):
-    """Currents (B, N) channel-last of a dense projection applied to x (B, C, H, W)."""
-    x = np.ascontiguousarray(x, np.float64)
-    B = x.shape[0]
-    if proj.kind == "conv":
-        y = F.conv2d_forward(x, proj.weight, None, proj.stride, proj.padding, sparse_below=0.0)
-        return np.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(B, -1)
-    if proj.kind == "linear":
-        return x.reshape(B, -1) @ proj.weight.T
-    raise TypeError(f"projection {proj.name!r} ({proj.kind}) cannot read dense input")
+def _dense_currents(prog, x, B):
+    """(q_dense, dense (B, 1 or T, D)): the currents of every projection that reads the
+    dense input x, channel-last, side by side; computed once if x repeats over time."""
+    q_dense = prog.dense_offsets()
+    frames = x[:1] if is_time_broadcast(x) else x
+    Tf = frames.shape[0]
+    frames = np.ascontiguousarray(frames, prog.dtype).reshape((Tf * B,) + frames.shape[2:])
+    parts = []
+    for q in prog.projections:
+        if q.source >= 0:
+            continue
+        w = q.weight.astype(prog.dtype)
+        if q.kind == "conv":
+            y = F.conv2d_forward(frames, w, None, q.stride, q.padding, sparse_below=0.0)
+            y = y.transpose(0, 2, 3, 1)
+        elif q.kind == "linear":
+            y = frames.reshape(Tf * B, -1) @ w.T
+        else:
+            raise TypeError(f"projection {q.name!r} ({q.kind}) cannot read dense input")
+        parts.append(y.reshape(Tf, B, -1))
+    dense = np.concatenate(parts, axis=2).transpose(1, 0, 2)
+    return q_dense, np.ascontiguousarray(dense, prog.dtype)
 
 
 def run(net, x, mode="auto", record=False):
     """Run ``net`` on x [T, B, C, H, W] (see :meth:`EventNet.run`). Returns EventResult."""
-    mode = check_input(net, x, mode)
-    T, B = x.shape[:2]
-    C, H, W = net.input_shape
+    _check_array(net, x, mode)
+    prog = net.program
     pops = net.populations
-    counts = Counts([LayerCounts.zeros(p, B, T) for p in pops], np.zeros((B, T), np.int64),
-                    mode)
-    v = [np.full((B, p.size), 0.0 if p.v_reset is None else p.v_reset)
-         if p.kind == "lif" else None for p in pops]
-    idx = [np.empty((B, p.size), np.int32) for p in pops]
-    cnt = [np.zeros(B, np.int64) for p in pops]
-    seen = [np.zeros((B, p.size), np.uint8) if p.kind == "maxpool" else None for p in pops]
-    cur = np.empty(B * max(p.size for p in pops))
-    in_idx, in_cnt = np.empty((B, C * H * W), np.int32), np.zeros(B, np.int64)
-    readout = np.zeros((B, pops[-1].size))
-    spikes = {p.name: np.zeros((T, B) + p.shape) for p in pops if p.kind != "readout"} \
-        if record else None
-    dense_once = {}
-    if mode == "dense" and is_time_broadcast(x):
-        dense_once = {id(q): _dense_current(q, x[0]) for p in pops for q in p.projections
-                      if q.source < 0}
-    syn = np.zeros(B, np.int64)
-    for t in range(T):
-        if mode == "events":
-            kev.events_from_dense(in_idx, in_cnt, np.ascontiguousarray(x[t], np.float64))
-            counts.input_events[:, t] = in_cnt
-        else:
-            counts.input_events[:, t] = C * H * W
-        for i, p in enumerate(pops):
-            lc = counts.layers[i]
-            if p.kind == "maxpool":
-                kev.maxpool_events(idx[i], cnt[i], seen[i], idx[p.source], cnt[p.source],
-                                   pops[p.source].shape[1], pops[p.source].shape[2],
-                                   p.shape[0], p.pool)
-                lc.in_events[:, t] = cnt[p.source]
-                lc.out_spikes[:, t] = cnt[i]
-            else:
-                c = cur[:B * p.size].reshape(B, p.size)
-                _step_currents(c, p, lc, t, x, mode, dense_once, in_idx, in_cnt, pops, idx,
-                               cnt, syn)
-                if p.kind == "lif":
-                    kev.lif_step(idx[i], cnt[i], v[i], c, p.tau, p.v_threshold,
-                                 0.0 if p.v_reset is None else p.v_reset, p.decay_input,
-                                 p.v_reset is not None)
-                    lc.out_spikes[:, t] = cnt[i]
-                    lc.neuron_updates[:, t] = p.size
-                else:
-                    readout += c
-            if record and p.kind != "readout":
-                _record(spikes[p.name], t, p, idx[i], cnt[i])
-    return EventResult(readout / T, counts, spikes)
-
-
-def _step_currents(c, p, lc, t, x, mode, dense_once, in_idx, in_cnt, pops, idx, cnt, syn):
-    """c (B, N) <- bias + the contributions of every projection into ``p`` at step t."""
-    B = c.shape[0]
-    if p.bias is None:
-        c[:] = 0.0
+    T, B = x.shape[:2]
+    ev = np.empty((B, T, prog.E), np.int32)
+    ecnt = np.zeros((B, T, len(pops) + 1), np.int64)
+    if mode != "dense" and kev.input_events(ev, ecnt, x) == 0:
+        mode = "events"
+    else:  # not binary: raises for mode="events", or for NaN / infinity
+        mode = check_input(net, x, mode)
+    dt = prog.dtype
+    if mode == "dense":
+        ecnt[:, :, 0] = 0
+        q_dense, dense = _dense_currents(prog, x, B)
     else:
-        c.reshape(B, -1, p.shape[0])[:] = p.bias
-        lc.bias_adds[:, t] = p.size
-    for q in p.projections:
-        if q.source < 0 and mode == "dense":
-            d = dense_once.get(id(q))
-            c += _dense_current(q, x[t]) if d is None else d
-            n = q.dense_connections()
-            lc.macs[:, t] += n
-            lc.synops[:, t] += n
-            lc.projection_synops[q.name][:, t] = n
-            lc.in_events[:, t] += int(np.prod(q.src_shape))
-            continue
-        e_idx, e_cnt = (in_idx, in_cnt) if q.source < 0 else (idx[q.source], cnt[q.source])
-        Cs, Hs, Ws = q.src_shape
-        syn[:] = 0
-        if q.kind == "conv":
-            Co, Ho, Wo = q.out_shape
-            kev.conv_scatter(c.reshape(B, Ho, Wo, Co), syn, e_idx, e_cnt, q.wt, Ws, Cs, q.pool,
-                             q.stride, q.padding)
-        elif q.kind == "linear":
-            kev.linear_scatter(c, syn, e_idx, e_cnt, q.wt, Hs, Ws, Cs, q.pool)
-        else:
-            kev.identity_scatter(c, syn, e_idx, e_cnt)
-        lc.acs[:, t] += syn
-        lc.synops[:, t] += syn
-        lc.projection_synops[q.name][:, t] = syn
-        lc.in_events[:, t] += e_cnt
+        q_dense, dense = np.full(len(prog.projections), -1, np.int64), np.zeros((B, 1, 0), dt)
+    P = max(1, min(numba.get_num_threads(), B))
+    syn = np.zeros((B, T, len(prog.projections)), np.int64)
+    acc = np.zeros((B, pops[-1].size), dt)
+    kev.run_network(ev, ecnt, syn, acc, dense, np.empty((P, prog.n_max), dt),
+                    np.empty((P, prog.n_mem), dt), np.empty((P, prog.n_max + 8), np.uint8),
+                    np.zeros((P, prog.n_max), np.uint8), prog.src_off, prog.pop_kind,
+                    prog.pop_size, prog.pop_q, prog.pop_bias, prog.pop_mem, prog.pop_src,
+                    prog.pop_geom, prog.tau, prog.v_th, prog.v_reset, prog.decay_input,
+                    prog.hard_reset, prog.bias, prog.q_src, q_dense, prog.q_C, prog.q_ptr,
+                    prog.q_w, prog.q_wc, prog.q_cc, prog.run_ptr, prog.run_cur, prog.run_w,
+                    prog.run_len, prog.w)
+    counts = _counts(net, mode, ecnt, syn)
+    spikes = None
+    if record:
+        spikes = {p.name: _spikes(ev[:, :, prog.src_off[i + 1]:prog.src_off[i + 2]],
+                                  ecnt[:, :, i + 1], p.shape)
+                  for i, p in enumerate(pops) if p.kind != "readout"}
+    return EventResult(acc / dt.type(T), counts, spikes)
 
 
-def _record(out, t, p, idx, cnt):
-    """out[t] (B, C, H, W) <- the spikes of population p from its event list."""
-    B = out.shape[1]
-    C, H, W = p.shape
-    flat = np.zeros((B, p.size))
-    for b in range(B):
-        flat[b, idx[b, :cnt[b]]] = 1.0
-    out[t] = flat.reshape(B, H, W, C).transpose(0, 3, 1, 2)
+def _counts(net, mode, ecnt, syn):
+    """Counts from the per-(sample, step) event counts ecnt (B, T, S) and the synops per
+    projection syn (B, T, Q) of a run."""
+    B, T = ecnt.shape[:2]
+    n_in = int(np.prod(net.input_shape))
+    events = [np.full((B, T), n_in, np.int64) if mode == "dense" else ecnt[:, :, 0].copy()]
+    events += [ecnt[:, :, i + 1].copy() for i in range(len(net.populations))]
+    layers, k = [], 0
+    for i, p in enumerate(net.populations):
+        lc = LayerCounts.zeros(p, B, T)
+        if p.kind == "maxpool":
+            lc.in_events[:] = events[p.source + 1]
+        for q in p.projections:
+            if q.source < 0 and mode == "dense":
+                s = np.full((B, T), q.dense_connections(), np.int64)
+                lc.macs += s
+            else:
+                s = syn[:, :, k]
+                lc.acs += s
+            lc.synops += s
+            lc.projection_synops[q.name][:] = s
+            lc.in_events += events[q.source + 1]
+            k += 1
+        if p.bias is not None:
+            lc.bias_adds[:] = p.size
+        if p.kind == "lif":
+            lc.neuron_updates[:] = p.size
+        if p.kind != "readout":
+            lc.out_spikes[:] = events[i + 1]
+        layers.append(lc)
+    return Counts(layers, events[0], mode)
+
+
+def _spikes(ev, cnt, shape):
+    """[T, B, C, H, W] float64 binary maps from the event lists ev (B, T, N), cnt (B, T)."""
+    B, T, N = ev.shape
+    b, t, e = np.nonzero(np.arange(N) < cnt[..., None])
+    flat = np.zeros((B, T, N))
+    flat[b, t, ev[b, t, e]] = 1.0
+    C, H, W = shape
+    return np.ascontiguousarray(flat.reshape(B, T, H, W, C).transpose(1, 0, 4, 2, 3))

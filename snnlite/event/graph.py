@@ -4,7 +4,8 @@ A :class:`Population` is one layer of the report: a group of neurons (LIF, the r
 spike max-pool) together with every projection that feeds it. A :class:`Projection` is one
 synaptic layer with BN already folded in, reading the spikes of an earlier population (or
 the network input), optionally average-pooled on the way. Shapes are (C, H, W); a 1-D
-population of F neurons is (F, 1, 1). Weights are float64.
+population of F neurons is (F, 1, 1). Weights and biases are kept in float64 here; the
+engine runs a packed copy in the net's dtype (:class:`~snnlite.event.program.Program`).
 """
 from dataclasses import dataclass, field
 
@@ -30,15 +31,6 @@ class Projection:
     stride: int = 1
     padding: int = 0
     pool: int = 1
-    wt: np.ndarray | None = field(default=None, repr=False)
-
-    def finalize(self):
-        """Build ``wt``, the scatter layout: conv (C, k, k, O), linear (F, O), / pool^2."""
-        if self.kind == "conv":
-            self.wt = np.ascontiguousarray(self.weight.transpose(1, 2, 3, 0)) / self.pool ** 2
-        elif self.kind == "linear":
-            self.wt = np.ascontiguousarray(self.weight.T) / self.pool ** 2
-        return self
 
     @property
     def kernel(self):
@@ -118,9 +110,21 @@ class EventNet:
     exact per-sample, per-step counts. ``run_events`` takes an event list instead.
     """
 
-    def __init__(self, input_shape, populations):
+    def __init__(self, input_shape, populations, dtype=np.float32):
         self.input_shape = tuple(int(d) for d in input_shape)
         self.populations = list(populations)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype}")
+        self._program = None
+
+    @property
+    def program(self):
+        """The packed arrays the engine runs (built on first use)."""
+        if self._program is None:
+            from .program import Program
+            self._program = Program(self, self.dtype)
+        return self._program
 
     @property
     def readout(self):
@@ -138,7 +142,7 @@ class EventNet:
         return run(self, events_to_dense(events, T, B, self.input_shape), "events", record)
 
     def __repr__(self):
-        lines = [f"EventNet(input {self.input_shape}"]
+        lines = [f"EventNet(input {self.input_shape}, {self.dtype}"]
         for p in self.populations:
             lines.append(f"  {p.name}: {p.describe()}  [{p.size} neurons, {p.shape}]")
         return "\n".join(lines) + "\n)"

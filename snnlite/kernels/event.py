@@ -1,147 +1,200 @@
-"""Event-driven inference kernels: spikes scattered into the neurons they reach, one LIF step
-that emits the next event list.
+"""Event-driven inference kernels: a whole compiled network run sample by sample, step by
+step, each population's currents built from the events of its sources, one LIF update that
+emits the next event list.
 
 Layout: a population of neurons of shape (C, H, W) is stored channel-last and flattened,
 neuron ``j = (y * W + x) * C + c``; a 1-D population of F neurons is (F, 1, 1), so j = c.
-Currents and membranes are float64 ``(B, N)``. The events of one step are ``idx (B, N)``
-int32 neuron indices of which the first ``cnt[b]`` are valid for sample b.
+Events are neuron indices (int32). The events of every source at every step live in one
+store ``ev (B, T, E)``: source s (0 the network input, i + 1 population i) owns the columns
+``[src_off[s], src_off[s] + size)`` of each (b, t) row, of which the first
+``ecnt[b, t, s]`` are valid, in increasing index order (max-pooled sources: in order of
+first arrival).
 
-Scatter kernels accumulate (``+=``) into currents the caller initialised (to the bias) and
-add into ``synops (B,)`` int64 the number of (event, target neuron) pairs they touched: an
-event's real fan-out, smaller near a padded border or off a stride's grid. Each worker owns
-whole samples (``prange`` over the batch), so no two workers write the same row.
+Synapses are *runs*: for a source position p (y * W + x), ``run_ptr[p] .. run_ptr[p + 1]``
+index runs (cur, w, len); an event (p, c) adds ``w[run_w + c * wc : ... + len]`` to
+``cur[run_cur + c * cc : ... + len]``, contiguous rows that vectorise. A conv's taps that hit
+neighbouring outputs merge into one run (the weights are stored kx-reversed for that); a
+linear layer is one run per position; an identity path one run of length 1 with cc = 1 and a
+weight of 1. ``len`` summed over an event's runs is its real fan-out, its synops.
+
+Each worker owns whole samples (``prange`` over workers, samples ``wid, wid + P, ...``) with
+its own scratch rows, so no two workers write the same memory and results do not depend on
+the thread count.
 """
+import numpy as np
 from numba import prange
 
-from .._config import pjit, pjit_exact
+from .._config import njit_exact, pjit_exact
 
-
-@pjit
-def events_from_dense(idx, cnt, x):
-    """idx (B, N), cnt (B,) <- channel-last indices of the nonzeros of x (B, C, H, W)."""
-    B, C, H, W = x.shape
-    for b in prange(B):
-        k = 0
-        for y in range(H):
-            for xx in range(W):
-                for c in range(C):
-                    if x[b, c, y, xx] != 0:
-                        idx[b, k] = (y * W + xx) * C + c
-                        k += 1
-        cnt[b] = k
-
-
-@pjit
-def conv_scatter(cur, synops, idx, cnt, wt, W, C, pool, stride, pad):
-    """cur (B, Ho, Wo, O) += wt[c, ky, kx] for every event (c, y, x) of a (C, H, W) source
-    and every output (oy, ox) with ``oy * stride - pad + ky = y // pool`` (same in x);
-    synops (B,) += O per such (event, oy, ox). ``wt`` (C, k, k, O) holds any 1/pool^2."""
-    B, Ho, Wo, O = cur.shape
-    k = wt.shape[1]
-    for b in prange(B):
-        n = 0
-        for e in range(cnt[b]):
-            j = idx[b, e]
-            c = j % C
-            p = j // C
-            yp = (p // W) // pool
-            xp = (p % W) // pool
-            for ky in range(k):
-                t = yp + pad - ky
-                if t < 0 or t % stride != 0 or t // stride >= Ho:
-                    continue
-                oy = t // stride
-                for kx in range(k):
-                    u = xp + pad - kx
-                    if u < 0 or u % stride != 0 or u // stride >= Wo:
-                        continue
-                    row = cur[b, oy, u // stride]
-                    w = wt[c, ky, kx]
-                    for o in range(O):
-                        row[o] += w[o]
-                    n += O
-        synops[b] += n
-
-
-@pjit
-def linear_scatter(cur, synops, idx, cnt, wt, H, W, C, pool):
-    """cur (B, O) += wt[f] for every event (c, y, x) of a (C, H, W) source, with
-    ``f = c * Hp * Wp + (y // pool) * Wp + x // pool`` the PyTorch flatten index of its pooled
-    position (Hp = H // pool, Wp = W // pool); synops (B,) += O per event. wt (F, O)."""
-    B, O = cur.shape
-    Hp = H // pool
-    Wp = W // pool
-    for b in prange(B):
-        for e in range(cnt[b]):
-            j = idx[b, e]
-            c = j % C
-            p = j // C
-            f = c * Hp * Wp + ((p // W) // pool) * Wp + (p % W) // pool
-            w = wt[f]
-            row = cur[b]
-            for o in range(O):
-                row[o] += w[o]
-        synops[b] += cnt[b] * O
-
-
-@pjit
-def identity_scatter(cur, synops, idx, cnt):
-    """cur (B, N) += 1 at every event (a residual identity path); synops (B,) += events."""
-    B = cur.shape[0]
-    for b in prange(B):
-        for e in range(cnt[b]):
-            cur[b, idx[b, e]] += 1.0
-        synops[b] += cnt[b]
+LIF, READOUT, MAXPOOL = 0, 1, 2
 
 
 @pjit_exact
-def lif_step(idx, cnt, v, cur, tau, v_th, v_reset, decay_input, hard_reset):
-    """One LIF step of (B, N) neurons: membrane v (B, N) updated in place from current
-    cur (B, N); idx (B, N), cnt (B,) <- the neurons that fired, in index order.
+def input_events(ev, ecnt, x):
+    """ev[b, t, :n], ecnt[b, t, 0] <- channel-last indices of the nonzeros of x[t, b]
+    (x [T, B, C, H, W], any numeric dtype). Returns the number of samples holding a value
+    other than 0 and 1 (the events are then meaningless)."""
+    T, B, C, H, W = x.shape
+    bad = np.zeros(B, np.int64)
+    for b in prange(B):
+        for t in range(T):
+            row = ev[b, t]
+            k = 0
+            for y in range(H):
+                for xx in range(W):
+                    for c in range(C):
+                        v = x[t, b, c, y, xx]
+                        if v != 0:
+                            if v != 1:
+                                bad[b] = 1
+                            row[k] = (y * W + xx) * C + c
+                            k += 1
+            ecnt[b, t, 0] = k
+    return bad.sum()
+
+
+@njit_exact
+def scatter(cur, idx, n, C, ptr, run_cur, run_w, run_len, w, wc, cc):
+    """cur += the weights of the events idx[:n] of a source with C channels, through the runs
+    ``ptr`` (per source position) indexes; returns the synops (sum of run lengths)."""
+    syn = 0
+    for e in range(n):
+        j = idx[e]
+        p = j // C
+        c = j - p * C
+        wb = c * wc
+        cb = c * cc
+        for r in range(ptr[p], ptr[p + 1]):
+            m = run_len[r]
+            dst = cur[run_cur[r] + cb:]
+            src = w[run_w[r] + wb:]
+            for i in range(m):  # vectorises: i >= 0, no index wrap-around to check
+                dst[i] += src[i]
+            syn += m
+    return syn
+
+
+@njit_exact
+def lif_fire(out, flags, v, cur, tau, v_th, v_reset, decay_input, hard_reset):
+    """One LIF step of the neurons of v (membranes, updated in place) from currents cur;
+    out[:k] <- the neurons that fired, in index order; returns k. flags: uint8 scratch of at
+    least ``len(v)`` rounded up to 8.
 
     charge  h = v + (x - (v - v_r)) / tau  (decay_input)  or  v - (v - v_r) / tau + x
     fire    s = h >= v_th                  (a tie fires)
     reset   v = v_reset if s else h        (hard)  or  h - v_th if s else h  (soft, v_r = 0)
 
-    The same operations in the same order as ``kernels.lif.lif_forward``, without fastmath.
+    The same operations in the same order as ``kernels.lif.lif_forward`` (IEEE, no
+    fastmath): the update runs branch-free over all neurons, the firing ones are then
+    collected 8 flags at a time.
     """
-    B, N = v.shape
+    n = v.shape[0]
     r = v_reset if hard_reset else v_reset - v_reset
-    for b in prange(B):
-        k = 0
-        for j in range(N):
-            vj = v[b, j]
-            if decay_input:
-                hj = vj + (cur[b, j] - (vj - r)) / tau
-            else:
-                hj = vj - (vj - r) / tau + cur[b, j]
-            if hj >= v_th:
-                v[b, j] = v_reset if hard_reset else hj - v_th
-                idx[b, k] = j
-                k += 1
-            else:
-                v[b, j] = hj
-        cnt[b] = k
+    for j in range(n):
+        vj = v[j]
+        if decay_input:
+            h = vj + (cur[j] - (vj - r)) / tau
+        else:
+            h = vj - (vj - r) / tau + cur[j]
+        s = h >= v_th
+        flags[j] = s
+        v[j] = (v_reset if hard_reset else h - v_th) if s else h
+    n8 = (n + 7) // 8 * 8
+    flags[n:n8] = 0
+    words = flags[:n8].view(np.uint64)
+    k = 0
+    for i in range(n8 // 8):
+        if words[i] != 0:
+            for j in range(8 * i, 8 * i + 8):
+                if flags[j]:
+                    out[k] = j
+                    k += 1
+    return k
 
 
-@pjit
-def maxpool_events(out_idx, out_cnt, seen, idx, cnt, H, W, C, k):
-    """Max pooling (kernel = stride = k) of binary spikes: a window fires if any input in it
-    fires. out_idx (B, Np), out_cnt (B,) <- the pooled (C, H // k, W // k) neurons that fire,
-    in order of first arrival; seen (B, Np) uint8 scratch, all zero on entry and on return."""
-    B = seen.shape[0]
+@njit_exact
+def maxpool_events(out, seen, idx, n, W, C, k):
+    """Max pooling (kernel = stride = k) of binary spikes of a (C, H, W) source: a window
+    fires if any input in it fires. out[:m] <- the pooled (C, H // k, W // k) neurons that
+    fire, in order of first arrival; returns m. seen: uint8 scratch, zero on entry and return.
+    """
     Wp = W // k
-    for b in prange(B):
-        n = 0
-        for e in range(cnt[b]):
-            j = idx[b, e]
-            c = j % C
-            p = j // C
-            q = (((p // W) // k) * Wp + (p % W) // k) * C + c
-            if seen[b, q] == 0:
-                seen[b, q] = 1
-                out_idx[b, n] = q
-                n += 1
-        for e in range(n):
-            seen[b, out_idx[b, e]] = 0
-        out_cnt[b] = n
+    m = 0
+    for e in range(n):
+        j = idx[e]
+        c = j % C
+        p = j // C
+        q = (((p // W) // k) * Wp + (p % W) // k) * C + c
+        if seen[q] == 0:
+            seen[q] = 1
+            out[m] = q
+            m += 1
+    for e in range(m):
+        seen[out[e]] = 0
+    return m
+
+
+@pjit_exact
+def run_network(ev, ecnt, syn, logits, dense, cur, mem, flags, seen,
+                src_off, pop_kind, pop_size, pop_q, pop_bias, pop_mem, pop_src, pop_geom,
+                tau, v_th, v_reset, decay_input, hard_reset, bias,
+                q_src, q_dense, q_C, q_ptr, q_w, q_wc, q_cc,
+                run_ptr, run_cur, run_w, run_len, w):
+    """Run every sample through every population, step by step.
+
+    ev (B, T, E), ecnt (B, T, S): the event store, the input's (source 0) filled in;
+    syn (B, T, Q) <- synops per projection (spike sources only); logits (B, K) <- the sum
+    over steps of the readout currents; dense (B, 1 or T, D): currents of the projections
+    that read a dense input (``q_dense`` >= 0, their offset in D). Scratch, one row per
+    worker: cur (P, Nmax), mem (P, sum of LIF sizes), flags (P, Nmax + 8) and seen
+    (P, Nmax) uint8, seen all zero.
+
+    Per population i: ``pop_kind``; ``pop_size``; its projections ``pop_q[i]:pop_q[i + 1]``;
+    ``pop_bias`` offset of its (channel-last, per neuron) bias in ``bias`` or -1;
+    ``pop_mem`` offset of its membranes in ``mem``; LIF constants; for max pooling the
+    source ``pop_src`` and ``pop_geom`` = (W, C, k) of that source. Per projection q: source
+    ``q_src``; ``q_dense``; source channels ``q_C``; ``q_ptr`` offset of its per-position run
+    pointers in ``run_ptr``; ``q_w`` offset of its weights in ``w``; channel strides ``q_wc``
+    (weights) and ``q_cc`` (currents).
+    """
+    B, T = ev.shape[:2]
+    P = cur.shape[0]
+    n_pop = pop_kind.shape[0]
+    for wid in prange(P):
+        for b in range(wid, B, P):
+            for i in range(n_pop):
+                if pop_kind[i] == LIF:
+                    rest = v_reset[i] if hard_reset[i] else v_reset[i] - v_reset[i]
+                    mem[wid, pop_mem[i]:pop_mem[i] + pop_size[i]] = rest
+            for t in range(T):
+                row = ev[b, t]
+                counts = ecnt[b, t]
+                for i in range(n_pop):
+                    n = pop_size[i]
+                    out = row[src_off[i + 1]:src_off[i + 1] + n]
+                    if pop_kind[i] == MAXPOOL:
+                        s = pop_src[i]
+                        counts[i + 1] = maxpool_events(
+                            out, seen[wid], row[src_off[s]:], counts[s], pop_geom[i, 0],
+                            pop_geom[i, 1], pop_geom[i, 2])
+                        continue
+                    c = cur[wid, :n]
+                    if pop_bias[i] >= 0:
+                        c[:] = bias[pop_bias[i]:pop_bias[i] + n]
+                    else:
+                        c[:] = 0
+                    for q in range(pop_q[i], pop_q[i + 1]):
+                        if q_dense[q] >= 0:
+                            d = dense[b, t if dense.shape[1] > 1 else 0]
+                            c += d[q_dense[q]:q_dense[q] + n]
+                            continue
+                        s = q_src[q]
+                        syn[b, t, q] = scatter(c, row[src_off[s]:], counts[s], q_C[q],
+                                               run_ptr[q_ptr[q]:], run_cur, run_w, run_len,
+                                               w[q_w[q]:], q_wc[q], q_cc[q])
+                    if pop_kind[i] == LIF:
+                        counts[i + 1] = lif_fire(
+                            out, flags[wid], mem[wid, pop_mem[i]:pop_mem[i] + n], c, tau[i],
+                            v_th[i], v_reset[i], decay_input[i], hard_reset[i])
+                    else:
+                        logits[b] += c

@@ -1,0 +1,146 @@
+"""The packed form of an :class:`~snnlite.event.graph.EventNet` that
+:func:`snnlite.kernels.event.run_network` executes: flat arrays of per-population and
+per-projection constants, the synapses as runs (see :mod:`snnlite.kernels.event`), weights,
+biases and LIF constants in the compute dtype. Built once per net.
+"""
+import numpy as np
+
+from ..kernels.event import LIF, MAXPOOL, READOUT
+
+KIND = {"lif": LIF, "readout": READOUT, "maxpool": MAXPOOL}
+
+
+def conv_runs(q):
+    """(runs per source position, weights (C, k*k*O)) of a conv projection. The weights are
+    kx-reversed, ``wt[c, (ky * k + k - 1 - kx) * O + o] = w[o, c, ky, kx] / pool^2``, so the
+    taps of one kernel row that reach neighbouring outputs form one run."""
+    O, C, k, _ = q.weight.shape
+    _, H, W = q.src_shape
+    _, Ho, Wo = q.out_shape
+    s, pad, pool = q.stride, q.padding, q.pool
+    wt = q.weight[:, :, :, ::-1].transpose(1, 2, 3, 0).reshape(C, k * k * O) / pool ** 2
+    runs = []
+    for y in range(H):
+        for x in range(W):
+            taps = []  # (current offset, weight offset)
+            for ky in range(k):
+                oy, ry = divmod(y // pool + pad - ky, s)
+                for kx in range(k):
+                    ox, rx = divmod(x // pool + pad - kx, s)
+                    if ry == rx == 0 and 0 <= oy < Ho and 0 <= ox < Wo:
+                        taps.append(((oy * Wo + ox) * O, (ky * k + k - 1 - kx) * O))
+            runs.append(_merge(sorted(taps), O))
+    return runs, wt
+
+
+def linear_runs(q):
+    """(runs, weights (C, Hp*Wp*O)): an event at (c, y, x) adds row
+    ``c * Hp * Wp + (y // pool) * Wp + x // pool`` (the PyTorch flatten order) of w.T / pool^2
+    to all O outputs."""
+    C, H, W = q.src_shape
+    O, pool = q.out_shape[0], q.pool
+    Hp, Wp = H // pool, W // pool
+    wt = q.weight.T.reshape(C, Hp * Wp * O) / pool ** 2
+    runs = [[(0, ((y // pool) * Wp + x // pool) * O, O)] for y in range(H) for x in range(W)]
+    return runs, wt
+
+
+def projection_runs(q):
+    """(ptr (HW + 1,), runs (R, 3) of (cur, w, len), weights (C, row), cc) of projection q
+    in the layout of ``kernels.event.scatter``: the runs of source position p are
+    ``runs[ptr[p]:ptr[p + 1]]``; cc = 1 for an identity path (the current offset moves with
+    the channel), else 0 (the weight offset moves by a row per channel)."""
+    C, H, W = q.src_shape
+    if q.kind == "conv":
+        pos, wt = conv_runs(q)
+    elif q.kind == "linear":
+        pos, wt = linear_runs(q)
+    else:  # identity: event j = p * C + c adds 1 to neuron j
+        pos, wt = [[(p * C, 0, 1)] for p in range(H * W)], np.ones((1, 1))
+    ptr = np.concatenate([[0], np.cumsum([len(r) for r in pos])]).astype(np.int64)
+    runs = np.array([r for rs in pos for r in rs], np.int64).reshape(-1, 3)
+    return ptr, runs, wt, int(q.kind == "identity")
+
+
+def _merge(taps, n):
+    """Runs (cur, w, len) from taps of n weights each, joining those contiguous in both."""
+    runs = []
+    for c, w in taps:
+        if runs and runs[-1][0] + runs[-1][2] == c and runs[-1][1] + runs[-1][2] == w:
+            runs[-1][2] += n
+        else:
+            runs.append([c, w, n])
+    return [tuple(r) for r in runs]
+
+
+class Program:
+    """Flat arrays for ``run_network`` (argument names as there), in ``dtype``."""
+
+    def __init__(self, net, dtype):
+        self.dtype = dt = np.dtype(dtype)
+        pops = net.populations
+        sizes = [int(np.prod(net.input_shape))] + [p.size for p in pops]
+        self.src_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.E = int(self.src_off[-1])
+        self.n_max = max(p.size for p in pops)
+        lif = [p.kind == "lif" for p in pops]
+        self.pop_kind = np.array([KIND[p.kind] for p in pops], np.int64)
+        self.pop_size = np.array([p.size for p in pops], np.int64)
+        self.pop_q = np.cumsum([0] + [len(p.projections) for p in pops]).astype(np.int64)
+        self.pop_mem = np.cumsum([0] + [p.size * f for p, f in zip(pops, lif)]).astype(np.int64)
+        self.n_mem = max(int(self.pop_mem[-1]), 1)
+        self.pop_mem = self.pop_mem[:-1].copy()
+        self.pop_src = np.array([p.source + 1 for p in pops], np.int64)
+        self.pop_geom = np.array([(pops[p.source].shape[2], p.shape[0], p.pool)
+                                  if p.kind == "maxpool" else (1, 1, 1) for p in pops], np.int64)
+        self.tau = np.array([p.tau for p in pops], dt)
+        self.v_th = np.array([p.v_threshold for p in pops], dt)
+        self.v_reset = np.array([0.0 if p.v_reset is None else p.v_reset for p in pops], dt)
+        self.decay_input = np.array([p.decay_input for p in pops], np.bool_)
+        self.hard_reset = np.array([p.v_reset is not None for p in pops], np.bool_)
+        biases, self.pop_bias, off = [], [], 0
+        for p in pops:
+            if p.bias is None:
+                self.pop_bias.append(-1)
+            else:  # channel-last: the bias of every neuron, once
+                biases.append(np.tile(p.bias, p.size // p.shape[0]))
+                self.pop_bias.append(off)
+                off += p.size
+        self.pop_bias = np.array(self.pop_bias, np.int64)
+        self.bias = _cat(biases, dt)
+
+        self.projections = [q for p in pops for q in p.projections]
+        ptrs, runs, ws, q_ptr, q_w, q_wc, q_cc = [], [], [], [], [], [], []
+        n_ptr = n_run = n_w = 0
+        for q in self.projections:
+            ptr, run, wt, cc = projection_runs(q)
+            q_ptr.append(n_ptr)
+            q_w.append(n_w)
+            q_wc.append(0 if cc else wt.shape[1])
+            q_cc.append(cc)
+            ptrs.append(ptr + n_run)
+            runs.append(run)
+            ws.append(wt.ravel())
+            n_ptr, n_run, n_w = n_ptr + len(ptr), n_run + len(run), n_w + wt.size
+        self.q_src = np.array([q.source + 1 for q in self.projections], np.int64)
+        self.q_C = np.array([q.src_shape[0] for q in self.projections], np.int64)
+        self.q_ptr, self.q_w, self.q_wc, self.q_cc = (np.array(a, np.int64)
+                                                     for a in (q_ptr, q_w, q_wc, q_cc))
+        self.run_ptr = np.concatenate(ptrs)
+        self.run_cur, self.run_w, self.run_len = (np.ascontiguousarray(a)
+                                                  for a in np.concatenate(runs).T)
+        self.w = _cat(ws, dt)
+
+    def dense_offsets(self):
+        """Per projection: its offset in the rows of dense currents (the side-by-side
+        currents of the projections that read the network input), or -1."""
+        q_dense, width = np.full(len(self.projections), -1, np.int64), 0
+        for i, q in enumerate(self.projections):
+            if q.source < 0:
+                q_dense[i] = width
+                width += int(np.prod(q.out_shape))
+        return q_dense
+
+
+def _cat(parts, dt):
+    return np.concatenate(parts).astype(dt) if parts else np.zeros(1, dt)
