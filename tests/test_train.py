@@ -197,3 +197,27 @@ def test_checkpoint_is_atomic_and_corruption_is_reported(tmp_path):
         load_checkpoint(tmp_path / "other.h5")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.h5")
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(mini, tmp_path):
+    path, _ = mini
+    args = ["train", "--data", path, "--T", "4", "--epochs", "1", "--batch-size", "32",
+            "--train-limit", "960", "--test-limit", "32", "--checkpoint-every", "1000",
+            "--no-progress", "--out", str(tmp_path)]
+    proc = _cli(args)
+    deadline = time.time() + 600
+    while time.time() < deadline and not (tmp_path / "config.json").exists():
+        time.sleep(0.05)
+    time.sleep(1.5)  # into the epoch (30 steps), before any periodic checkpoint
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=600)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert "checkpoint saved" in err
+    step = load_checkpoint(tmp_path / "last.h5")["state"]["step"]
+    assert 0 < step < 30
+    res = _cli(args + ["--resume"])
+    _, err = res.communicate(timeout=600)
+    assert res.returncode == 0, err
+    assert load_checkpoint(tmp_path / "last.h5")["state"]["step"] == 30
