@@ -168,3 +168,12 @@ def test_bad_input_is_named(rng):
         m.forward(np.zeros((2, 2, 3, 32, 32), np.uint8))
     with pytest.raises(TypeError, match="not a Module"):
         nn.Sequential(nn.LIF(), "relu")
+
+
+def test_resnet_depths():
+    from snnlite.models.resnet import blocks_per_stage
+    assert [blocks_per_stage(d) for d in (8, 20, 16, 10, 32)] == [1, 3, 2, 1, 5]
+    with pytest.raises(ValueError, match="6n"):
+        blocks_per_stage(17)
+    m = snnlite.models.build("wrn16_4")
+    assert len(m.layer1) == 2 and m.fc.in_features == 256

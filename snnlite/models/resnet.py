@@ -1,6 +1,6 @@
 """CIFAR-style spiking (wide) residual networks, SpikingJelly's spiking ResNet block layout.
 
-``spiking_resnet(depth=6n+2, width=k)``: a stem conv3x3(3->16k)+BN+LIF, three stages of n
+``spiking_resnet(depth, width=k)``, depth 6n+2 (or 6n+4 in wide-ResNet counting): a stem conv3x3(3->16k)+BN+LIF, three stages of n
 :class:`~snnlite.nn.BasicBlock` with 16k, 32k, 64k channels (stride 2 at the start of
 stages 2 and 3, 1x1 conv+BN shortcut where the shape changes), global average pooling,
 a linear classifier and the mean over time.
@@ -15,12 +15,19 @@ from ..nn import (LIF, AvgPool2d, BasicBlock, BatchNorm2d, Conv2d, Flatten, Line
 from ..nn.fusion import plan
 
 
+def blocks_per_stage(depth):
+    """n for a depth of 6n+2 (ResNet counting: 20 -> 3) or else 6n+4 (wide-ResNet counting,
+    which includes the shortcut convolutions: 16 -> 2)."""
+    for extra in (2, 4):
+        if depth >= 6 + extra and (depth - extra) % 6 == 0:
+            return (depth - extra) // 6
+    raise ValueError(f"spiking_resnet: depth must be 6n+2 or 6n+4 (n >= 1), got {depth}")
+
+
 class SpikingResNet(Module):
     def __init__(self, depth=20, width=1, num_classes=10, seed=0, dtype=np.float32, **lif_kw):
         super().__init__()
-        if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"spiking_resnet: depth must be 6n+2 >= 8, got {depth}")
-        n = (depth - 2) // 6
+        n = blocks_per_stage(depth)
         rng = np.random.default_rng(seed)
         widths = [16 * width, 32 * width, 64 * width]
         self.depth, self.width = depth, width
