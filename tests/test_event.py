@@ -164,7 +164,9 @@ def test_input_events(rng, dtype):
     x = rng.random((T, B, C, H, W)) < 0.3
     ev = np.zeros((B, T, C * H * W + 3), np.int32)
     ecnt = np.zeros((B, T, 2), np.int64)
-    assert kev.input_events(ev, ecnt, x.astype(dtype)) == 0
+    bad = np.zeros(B, np.int64)
+    kev.input_events(ev, ecnt, bad, x.astype(dtype), 0, B)
+    assert not bad.any()
     for t in range(T):
         for b in range(B):
             nz = np.flatnonzero(x[t, b].transpose(1, 2, 0))
@@ -173,7 +175,8 @@ def test_input_events(rng, dtype):
     if dtype != np.bool_:
         y = x.astype(dtype)
         y[2, 1, 0, 0, 0] = 3
-        assert kev.input_events(ev, ecnt, y) == 1  # samples with a non-binary value
+        kev.input_events(ev, ecnt, bad, y, 0, B)
+        assert bad.tolist() == [0, 1]  # the sample with a non-binary value
 
 
 def test_maxpool_events(rng):
@@ -495,18 +498,17 @@ def test_every_count_is_int64_per_sample_and_step(small):
 
 def test_threads_do_not_change_results(small):
     """Workers own whole samples: any thread count gives the same spikes and counts."""
-    import numba
     xs = _inputs(np.random.default_rng(8), (2, 13, 13), 5, 3)
-    old = numba.get_num_threads()
+    old = snnlite.get_num_threads()
     try:
         for x in xs.values():
-            numba.set_num_threads(1)
+            snnlite.set_num_threads(1)
             a = small.run(x, record=True)
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+            snnlite.set_num_threads(3)
             b = small.run(x, record=True)
             assert a.counts.mismatches(b.counts) == []
             np.testing.assert_array_equal(a.logits, b.logits)
             for k in a.spikes:
                 np.testing.assert_array_equal(a.spikes[k], b.spikes[k])
     finally:
-        numba.set_num_threads(old)
+        snnlite.set_num_threads(old)

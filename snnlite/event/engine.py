@@ -19,9 +19,9 @@ counted at every step (see the conventions in :mod:`snnlite.event`).
 """
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
+from .. import _parallel
 from ..kernels import event as kev
 from ..nn import functional as F
 from ..nn.module import is_time_broadcast
@@ -117,6 +117,13 @@ def _dense_currents(prog, x, B):
     return q_dense, np.ascontiguousarray(dense, prog.dtype)
 
 
+def _input_events(ev, ecnt, x):
+    """Fill the input's events (source 0) of the store; [B] 1 where x is not binary."""
+    bad = np.zeros(x.shape[1], np.int64)
+    _parallel.chunks(kev.input_events, x.shape[1], ev, ecnt, bad, x)
+    return bad
+
+
 def run(net, x, mode="auto", record=False):
     """Run ``net`` on x [T, B, C, H, W] (see :meth:`EventNet.run`). Returns EventResult."""
     _check_array(net, x, mode)
@@ -125,7 +132,7 @@ def run(net, x, mode="auto", record=False):
     T, B = x.shape[:2]
     ev = np.empty((B, T, prog.E), np.int32)
     ecnt = np.zeros((B, T, len(pops) + 1), np.int64)
-    if mode != "dense" and kev.input_events(ev, ecnt, x) == 0:
+    if mode != "dense" and not _input_events(ev, ecnt, x).any():
         mode = "events"
     else:  # not binary: raises for mode="events", or for NaN / infinity
         mode = check_input(net, x, mode)
@@ -135,17 +142,13 @@ def run(net, x, mode="auto", record=False):
         q_dense, dense = _dense_currents(prog, x, B)
     else:
         q_dense, dense = np.full(len(prog.projections), -1, np.int64), np.zeros((B, 1, 0), dt)
-    P = max(1, min(numba.get_num_threads(), B))
+    P = _parallel.get_num_threads()
     syn = np.zeros((B, T, len(prog.projections)), np.int64)
     acc = np.zeros((B, pops[-1].size), dt)
-    kev.run_network(ev, ecnt, syn, acc, dense, np.empty((P, prog.n_max), dt),
-                    np.empty((P, prog.n_mem), dt), np.empty((P, prog.n_max + 8), np.uint8),
-                    np.zeros((P, prog.n_max), np.uint8), prog.src_off, prog.pop_kind,
-                    prog.pop_size, prog.pop_q, prog.pop_bias, prog.pop_mem, prog.pop_src,
-                    prog.pop_geom, prog.tau, prog.v_th, prog.v_reset, prog.decay_input,
-                    prog.hard_reset, prog.bias, prog.q_src, q_dense, prog.q_C, prog.q_ptr,
-                    prog.q_w, prog.q_wc, prog.q_cc, prog.run_ptr, prog.run_cur, prog.run_w,
-                    prog.run_len, prog.w)
+    scratch = (np.empty((P, prog.n_max), dt), np.empty((P, prog.n_mem), dt),
+               np.empty((P, prog.n_max + 8), np.uint8), np.zeros((P, prog.n_max), np.uint8))
+    _parallel.shares(kev.run_network, ev, ecnt, syn, acc, dense, q_dense, *scratch,
+                     *prog.kernel_args())
     counts = _counts(net, mode, ecnt, syn)
     spikes = None
     if record:

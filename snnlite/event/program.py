@@ -131,6 +131,15 @@ class Program:
                                                   for a in np.concatenate(runs).T)
         self.w = _cat(ws, dt)
 
+    KERNEL_ARGS = ("src_off", "pop_kind", "pop_size", "pop_q", "pop_bias", "pop_mem",
+                   "pop_src", "pop_geom", "tau", "v_th", "v_reset", "decay_input", "hard_reset",
+                   "bias", "q_src", "q_C", "q_ptr", "q_w", "q_wc", "q_cc", "run_ptr", "run_cur",
+                   "run_w", "run_len", "w")
+
+    def kernel_args(self):
+        """The program's arrays in the order ``run_network`` takes them."""
+        return tuple(getattr(self, k) for k in self.KERNEL_ARGS)
+
     def dense_offsets(self):
         """Per projection: its offset in the rows of dense currents (the side-by-side
         currents of the projections that read the network input), or -1."""

@@ -17,26 +17,24 @@ neighbouring outputs merge into one run (the weights are stored kx-reversed for 
 linear layer is one run per position; an identity path one run of length 1 with cc = 1 and a
 weight of 1. ``len`` summed over an event's runs is its real fan-out, its synops.
 
-Each worker owns whole samples (``prange`` over workers, samples ``wid, wid + P, ...``) with
-its own scratch rows, so no two workers write the same memory and results do not depend on
-the thread count.
+The kernels are serial; :mod:`snnlite._parallel` runs one share of the samples per worker.
+Each worker owns whole samples (samples ``tid, tid + P, ...``) with its own scratch rows, so
+no two workers write the same memory and results do not depend on the thread count.
 """
 import numpy as np
-from numba import prange
 
-from .._config import njit_exact, pjit_exact
+from .._config import njit_exact
 
 LIF, READOUT, MAXPOOL = 0, 1, 2
 
 
-@pjit_exact
-def input_events(ev, ecnt, x):
-    """ev[b, t, :n], ecnt[b, t, 0] <- channel-last indices of the nonzeros of x[t, b]
-    (x [T, B, C, H, W], any numeric dtype). Returns the number of samples holding a value
-    other than 0 and 1 (the events are then meaningless)."""
-    T, B, C, H, W = x.shape
-    bad = np.zeros(B, np.int64)
-    for b in prange(B):
+@njit_exact
+def input_events(ev, ecnt, bad, x, lo, hi):
+    """For samples b in [lo, hi): ev[b, t, :n], ecnt[b, t, 0] <- channel-last indices of the
+    nonzeros of x[t, b] (x [T, B, C, H, W], any numeric dtype); bad[b] <- 1 if x[:, b] holds
+    a value other than 0 and 1 (its events are then meaningless)."""
+    T, _, C, H, W = x.shape
+    for b in range(lo, hi):
         for t in range(T):
             row = ev[b, t]
             k = 0
@@ -50,7 +48,6 @@ def input_events(ev, ecnt, x):
                             row[k] = (y * W + xx) * C + c
                             k += 1
             ecnt[b, t, 0] = k
-    return bad.sum()
 
 
 @njit_exact
@@ -134,20 +131,20 @@ def maxpool_events(out, seen, idx, n, W, C, k):
     return m
 
 
-@pjit_exact
-def run_network(ev, ecnt, syn, logits, dense, cur, mem, flags, seen,
+@njit_exact
+def run_network(ev, ecnt, syn, logits, dense, q_dense, cur, mem, flags, seen,
                 src_off, pop_kind, pop_size, pop_q, pop_bias, pop_mem, pop_src, pop_geom,
                 tau, v_th, v_reset, decay_input, hard_reset, bias,
-                q_src, q_dense, q_C, q_ptr, q_w, q_wc, q_cc,
-                run_ptr, run_cur, run_w, run_len, w):
-    """Run every sample through every population, step by step.
+                q_src, q_C, q_ptr, q_w, q_wc, q_cc, run_ptr, run_cur, run_w, run_len, w,
+                tid, P):
+    """Run samples tid, tid + P, ... through every population, step by step.
 
     ev (B, T, E), ecnt (B, T, S): the event store, the input's (source 0) filled in;
     syn (B, T, Q) <- synops per projection (spike sources only); logits (B, K) <- the sum
     over steps of the readout currents; dense (B, 1 or T, D): currents of the projections
-    that read a dense input (``q_dense`` >= 0, their offset in D). Scratch, one row per
-    worker: cur (P, Nmax), mem (P, sum of LIF sizes), flags (P, Nmax + 8) and seen
-    (P, Nmax) uint8, seen all zero.
+    that read a dense input (``q_dense`` >= 0, their offset in D). Scratch rows of this
+    worker: cur[tid] (Nmax), mem[tid] (sum of LIF sizes), flags[tid] (Nmax + 8) and
+    seen[tid] (Nmax) uint8, seen all zero.
 
     Per population i: ``pop_kind``; ``pop_size``; its projections ``pop_q[i]:pop_q[i + 1]``;
     ``pop_bias`` offset of its (channel-last, per neuron) bias in ``bias`` or -1;
@@ -158,43 +155,42 @@ def run_network(ev, ecnt, syn, logits, dense, cur, mem, flags, seen,
     (weights) and ``q_cc`` (currents).
     """
     B, T = ev.shape[:2]
-    P = cur.shape[0]
     n_pop = pop_kind.shape[0]
-    for wid in prange(P):
-        for b in range(wid, B, P):
+    cur, mem, flags, seen = cur[tid], mem[tid], flags[tid], seen[tid]
+    for b in range(tid, B, P):
+        for i in range(n_pop):
+            if pop_kind[i] == LIF:
+                rest = v_reset[i] if hard_reset[i] else v_reset[i] - v_reset[i]
+                mem[pop_mem[i]:pop_mem[i] + pop_size[i]] = rest
+        for t in range(T):
+            row = ev[b, t]
+            counts = ecnt[b, t]
             for i in range(n_pop):
-                if pop_kind[i] == LIF:
-                    rest = v_reset[i] if hard_reset[i] else v_reset[i] - v_reset[i]
-                    mem[wid, pop_mem[i]:pop_mem[i] + pop_size[i]] = rest
-            for t in range(T):
-                row = ev[b, t]
-                counts = ecnt[b, t]
-                for i in range(n_pop):
-                    n = pop_size[i]
-                    out = row[src_off[i + 1]:src_off[i + 1] + n]
-                    if pop_kind[i] == MAXPOOL:
-                        s = pop_src[i]
-                        counts[i + 1] = maxpool_events(
-                            out, seen[wid], row[src_off[s]:], counts[s], pop_geom[i, 0],
-                            pop_geom[i, 1], pop_geom[i, 2])
+                n = pop_size[i]
+                out = row[src_off[i + 1]:src_off[i + 1] + n]
+                if pop_kind[i] == MAXPOOL:
+                    s = pop_src[i]
+                    counts[i + 1] = maxpool_events(out, seen, row[src_off[s]:], counts[s],
+                                                   pop_geom[i, 0], pop_geom[i, 1],
+                                                   pop_geom[i, 2])
+                    continue
+                c = cur[:n]
+                if pop_bias[i] >= 0:
+                    c[:] = bias[pop_bias[i]:pop_bias[i] + n]
+                else:
+                    c[:] = 0
+                for q in range(pop_q[i], pop_q[i + 1]):
+                    if q_dense[q] >= 0:
+                        d = dense[b, t if dense.shape[1] > 1 else 0]
+                        c += d[q_dense[q]:q_dense[q] + n]
                         continue
-                    c = cur[wid, :n]
-                    if pop_bias[i] >= 0:
-                        c[:] = bias[pop_bias[i]:pop_bias[i] + n]
-                    else:
-                        c[:] = 0
-                    for q in range(pop_q[i], pop_q[i + 1]):
-                        if q_dense[q] >= 0:
-                            d = dense[b, t if dense.shape[1] > 1 else 0]
-                            c += d[q_dense[q]:q_dense[q] + n]
-                            continue
-                        s = q_src[q]
-                        syn[b, t, q] = scatter(c, row[src_off[s]:], counts[s], q_C[q],
-                                               run_ptr[q_ptr[q]:], run_cur, run_w, run_len,
-                                               w[q_w[q]:], q_wc[q], q_cc[q])
-                    if pop_kind[i] == LIF:
-                        counts[i + 1] = lif_fire(
-                            out, flags[wid], mem[wid, pop_mem[i]:pop_mem[i] + n], c, tau[i],
-                            v_th[i], v_reset[i], decay_input[i], hard_reset[i])
-                    else:
-                        logits[b] += c
+                    s = q_src[q]
+                    syn[b, t, q] = scatter(c, row[src_off[s]:], counts[s], q_C[q],
+                                           run_ptr[q_ptr[q]:], run_cur, run_w, run_len,
+                                           w[q_w[q]:], q_wc[q], q_cc[q])
+                if pop_kind[i] == LIF:
+                    counts[i + 1] = lif_fire(out, flags, mem[pop_mem[i]:pop_mem[i] + n], c,
+                                             tau[i], v_th[i], v_reset[i], decay_input[i],
+                                             hard_reset[i])
+                else:
+                    logits[b] += c
