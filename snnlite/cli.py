@@ -30,7 +30,8 @@ def _cmd_train(args):
                       test_limit=args.test_limit)
     out = Path(args.out or f"runs/{cfg.model}-{cfg.dataset}-T{cfg.T}-s{cfg.seed}")
     train, test = _load_data(args)
-    trainer = Trainer(cfg, out, train, test, resume=args.resume, progress=not args.no_progress)
+    trainer = Trainer(cfg, out, train, test, resume=args.resume, progress=not args.no_progress,
+                      log_every=args.log_every)
     if trainer.state["epoch"] >= cfg.epochs:
         print(f"{out}: already trained for {cfg.epochs} epochs")
     else:
@@ -104,6 +105,8 @@ def build_parser():
     t.add_argument("--out", default=None, help="run folder (default runs/<model>-...)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--log-every", type=int, default=0,
+                   help="with --no-progress: print a status line every N steps")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on the test split")

@@ -115,12 +115,13 @@ class Trainer:
     (and :meth:`extra_metrics`) to train differently (e.g. distillation)."""
 
     def __init__(self, config, out_dir, train_set, test_set, model=None, resume=False,
-                 progress=True):
+                 progress=True, log_every=0):
         self.cfg = config
         self.out = Path(out_dir)
         self.train_set = subset(train_set, config.train_limit)
         self.test_set = subset(test_set, config.test_limit)
         self.progress = progress
+        self.log_every = log_every  # without a progress bar: a log line every N steps
         self.model = model if model is not None else models.build(
             config.model, config.num_classes, seed=config.seed)
         self.opt = optim.SGD(self.model.parameters(), config.lr, config.momentum, True,
@@ -241,6 +242,12 @@ class Trainer:
                     bar.set_postfix(loss=f"{st['loss_sum'] / st['seen']:.3f}",
                                     acc=f"{st['correct'] / st['seen']:.3f}",
                                     img_s=f"{len(y) / max(now - t0, 1e-9):.0f}", lr=f"{lr:.3g}")
+                elif self.log_every and st["step"] % self.log_every == 0:
+                    print(f"epoch {epoch + 1} batch {st['batch']}/{self.steps_per_epoch} step "
+                          f"{st['step']}: loss {st['loss_sum'] / st['seen']:.4f} acc "
+                          f"{st['correct'] / st['seen']:.4f} lr {lr:.4g} "
+                          f"{st['step'] * cfg.batch_size / max(st['wall'], 1e-9):.1f} img/s",
+                          flush=True)
                 t0 = now
                 if self._stop:
                     self.save(self.out / "last.h5")
@@ -272,7 +279,7 @@ class Trainer:
         if improved:
             self.save(self.out / "best.h5")
         self._write_metrics()
-        if self.progress:
+        if self.progress or self.log_every:
             print(f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} acc "
                   f"{row['train_acc']:.4f} | test loss {row['test_loss']:.4f} acc "
                   f"{row['test_acc']:.4f}", flush=True)
