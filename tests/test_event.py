@@ -45,14 +45,18 @@ def _ref_fanout(s, k, stride, pad, Ho, Wo, pool):
 
 def _scatter(q, idx, cnt, dtype):
     """(currents (B, N) channel-last, synops (B,)) of projection q by ``kev.scatter``."""
-    ptr, runs, wt, cc = projection_runs(q)
+    pmap, ptr, runs, wt, cc = projection_runs(q)
     run_cur, run_w, run_len = (np.ascontiguousarray(r) for r in runs.T)
     B = idx.shape[0]
     cur = np.zeros((B, int(np.prod(q.out_shape))), dtype)
     syn = np.zeros(B, np.int64)
+    n = q.src_shape[0] * (len(ptr) - 1)
+    mult, keys = np.zeros(n, dtype), np.zeros(n, np.int32)
     for b in range(B):
-        syn[b] = kev.scatter(cur[b], idx[b], cnt[b], q.src_shape[0], ptr, run_cur, run_w,
-                             run_len, wt.ravel().astype(dtype), 0 if cc else wt.shape[1], cc)
+        syn[b] = kev.scatter(cur[b], idx[b], cnt[b], q.src_shape[0], q.pool, pmap, ptr,
+                             run_cur, run_w, run_len, wt.ravel().astype(dtype),
+                             0 if cc else wt.shape[1], cc, mult, keys)
+        assert not mult.any()
     return cur, syn
 
 
@@ -90,11 +94,13 @@ def test_conv_runs_merge_neighbouring_taps():
     """Stride 1: the taps of a kernel row that reach neighbouring outputs are one run (3 runs
     of 3 taps for an interior 3x3 event, fewer and shorter at a border); stride 2: none."""
     w = np.zeros((4, 1, 3, 3))
-    ptr, runs, _, _ = projection_runs(Projection("c", "conv", 0, (1, 5, 5), (4, 5, 5), w, 1, 1))
+    _, ptr, runs, _, _ = projection_runs(Projection("c", "conv", 0, (1, 5, 5), (4, 5, 5), w, 1,
+                                                    1))
     inner, corner = 2 * 5 + 2, 0
     assert runs[ptr[inner]:ptr[inner + 1], 2].tolist() == [12, 12, 12]
     assert runs[ptr[corner]:ptr[corner + 1], 2].tolist() == [8, 8]
-    ptr, runs, _, _ = projection_runs(Projection("c", "conv", 0, (1, 5, 5), (4, 3, 3), w, 2, 1))
+    _, ptr, runs, _, _ = projection_runs(Projection("c", "conv", 0, (1, 5, 5), (4, 3, 3), w, 2,
+                                                    1))
     assert set(runs[:, 2].tolist()) == {4}
 
 

@@ -145,8 +145,9 @@ def run(net, x, mode="auto", record=False):
     P = _parallel.get_num_threads()
     syn = np.zeros((B, T, len(prog.projections)), np.int64)
     acc = np.zeros((B, pops[-1].size), dt)
-    scratch = (np.empty((P, prog.n_max), dt), np.empty((P, prog.n_mem), dt),
-               np.empty((P, prog.n_max + 8), np.uint8), np.zeros((P, prog.n_max), np.uint8))
+    scratch = (np.empty((P, prog.n_max), dt), np.empty((P, prog.n_max), dt),
+               np.empty((P, prog.n_max + 8), np.uint8), np.zeros((P, prog.n_max), np.uint8),
+               np.zeros((P, prog.n_pooled), dt), np.empty((P, prog.n_pooled), np.int32))
     _parallel.shares(kev.run_network, ev, ecnt, syn, acc, dense, q_dense, *scratch,
                      *prog.kernel_args())
     counts = _counts(net, mode, ecnt, syn)

@@ -11,22 +11,22 @@ KIND = {"lif": LIF, "readout": READOUT, "maxpool": MAXPOOL}
 
 
 def conv_runs(q):
-    """(runs per source position, weights (C, k*k*O)) of a conv projection. The weights are
-    kx-reversed, ``wt[c, (ky * k + k - 1 - kx) * O + o] = w[o, c, ky, kx] / pool^2``, so the
-    taps of one kernel row that reach neighbouring outputs form one run."""
+    """(runs per pooled source position, weights (C, k*k*O)) of a conv projection. The
+    weights are kx-reversed, ``wt[c, (ky * k + k - 1 - kx) * O + o] = w[o, c, ky, kx] /
+    pool^2``, so the taps of one kernel row that reach neighbouring outputs form one run."""
     O, C, k, _ = q.weight.shape
     _, H, W = q.src_shape
     _, Ho, Wo = q.out_shape
     s, pad, pool = q.stride, q.padding, q.pool
     wt = q.weight[:, :, :, ::-1].transpose(1, 2, 3, 0).reshape(C, k * k * O) / pool ** 2
     runs = []
-    for y in range(H):
-        for x in range(W):
+    for y in range(H // pool):
+        for x in range(W // pool):
             taps = []  # (current offset, weight offset)
             for ky in range(k):
-                oy, ry = divmod(y // pool + pad - ky, s)
+                oy, ry = divmod(y + pad - ky, s)
                 for kx in range(k):
-                    ox, rx = divmod(x // pool + pad - kx, s)
+                    ox, rx = divmod(x + pad - kx, s)
                     if ry == rx == 0 and 0 <= oy < Ho and 0 <= ox < Wo:
                         taps.append(((oy * Wo + ox) * O, (ky * k + k - 1 - kx) * O))
             runs.append(_merge(sorted(taps), O))
@@ -34,32 +34,35 @@ def conv_runs(q):
 
 
 def linear_runs(q):
-    """(runs, weights (C, Hp*Wp*O)): an event at (c, y, x) adds row
-    ``c * Hp * Wp + (y // pool) * Wp + x // pool`` (the PyTorch flatten order) of w.T / pool^2
-    to all O outputs."""
+    """(runs per pooled source position, weights (C, Hp*Wp*O)): an event at pooled position
+    pp = (y // pool) * Wp + x // pool and channel c adds row ``c * Hp * Wp + pp`` (the
+    PyTorch flatten order) of w.T / pool^2 to all O outputs."""
     C, H, W = q.src_shape
     O, pool = q.out_shape[0], q.pool
     Hp, Wp = H // pool, W // pool
     wt = q.weight.T.reshape(C, Hp * Wp * O) / pool ** 2
-    runs = [[(0, ((y // pool) * Wp + x // pool) * O, O)] for y in range(H) for x in range(W)]
-    return runs, wt
+    return [[(0, pp * O, O)] for pp in range(Hp * Wp)], wt
 
 
 def projection_runs(q):
-    """(ptr (HW + 1,), runs (R, 3) of (cur, w, len), weights (C, row), cc) of projection q
-    in the layout of ``kernels.event.scatter``: the runs of source position p are
-    ``runs[ptr[p]:ptr[p + 1]]``; cc = 1 for an identity path (the current offset moves with
-    the channel), else 0 (the weight offset moves by a row per channel)."""
+    """(pmap (HW,), ptr (HpWp + 1,), runs (R, 3) of (cur, w, len), weights (C, row), cc) of
+    projection q in the layout of ``kernels.event.scatter``: source position p pools to
+    pmap[p], whose runs are ``runs[ptr[pmap[p]]:ptr[pmap[p] + 1]]``; cc = 1 for an identity
+    path (the current offset moves with the channel), else 0 (the weight offset moves by a
+    row per channel)."""
     C, H, W = q.src_shape
+    pool = q.pool
     if q.kind == "conv":
         pos, wt = conv_runs(q)
     elif q.kind == "linear":
         pos, wt = linear_runs(q)
     else:  # identity: event j = p * C + c adds 1 to neuron j
         pos, wt = [[(p * C, 0, 1)] for p in range(H * W)], np.ones((1, 1))
+    y, x = np.divmod(np.arange(H * W), W)
+    pmap = (y // pool) * (W // pool) + x // pool
     ptr = np.concatenate([[0], np.cumsum([len(r) for r in pos])]).astype(np.int64)
     runs = np.array([r for rs in pos for r in rs], np.int64).reshape(-1, 3)
-    return ptr, runs, wt, int(q.kind == "identity")
+    return pmap.astype(np.int64), ptr, runs, wt, int(q.kind == "identity")
 
 
 def _merge(taps, n):
@@ -83,13 +86,9 @@ class Program:
         self.src_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.E = int(self.src_off[-1])
         self.n_max = max(p.size for p in pops)
-        lif = [p.kind == "lif" for p in pops]
         self.pop_kind = np.array([KIND[p.kind] for p in pops], np.int64)
         self.pop_size = np.array([p.size for p in pops], np.int64)
         self.pop_q = np.cumsum([0] + [len(p.projections) for p in pops]).astype(np.int64)
-        self.pop_mem = np.cumsum([0] + [p.size * f for p, f in zip(pops, lif)]).astype(np.int64)
-        self.n_mem = max(int(self.pop_mem[-1]), 1)
-        self.pop_mem = self.pop_mem[:-1].copy()
         self.pop_src = np.array([p.source + 1 for p in pops], np.int64)
         self.pop_geom = np.array([(pops[p.source].shape[2], p.shape[0], p.pool)
                                   if p.kind == "maxpool" else (1, 1, 1) for p in pops], np.int64)
@@ -110,31 +109,37 @@ class Program:
         self.bias = _cat(biases, dt)
 
         self.projections = [q for p in pops for q in p.projections]
-        ptrs, runs, ws, q_ptr, q_w, q_wc, q_cc = [], [], [], [], [], [], []
-        n_ptr = n_run = n_w = 0
+        pmaps, ptrs, runs, ws, q_pmap, q_ptr, q_w, q_wc, q_cc = ([] for _ in range(9))
+        n_pmap = n_ptr = n_run = n_w = 0
         for q in self.projections:
-            ptr, run, wt, cc = projection_runs(q)
+            pmap, ptr, run, wt, cc = projection_runs(q)
+            q_pmap.append(n_pmap)
             q_ptr.append(n_ptr)
             q_w.append(n_w)
             q_wc.append(0 if cc else wt.shape[1])
             q_cc.append(cc)
+            pmaps.append(pmap)
             ptrs.append(ptr + n_run)
             runs.append(run)
             ws.append(wt.ravel())
-            n_ptr, n_run, n_w = n_ptr + len(ptr), n_run + len(run), n_w + wt.size
+            n_pmap, n_ptr, n_run, n_w = (n_pmap + len(pmap), n_ptr + len(ptr),
+                                         n_run + len(run), n_w + wt.size)
         self.q_src = np.array([q.source + 1 for q in self.projections], np.int64)
         self.q_C = np.array([q.src_shape[0] for q in self.projections], np.int64)
-        self.q_ptr, self.q_w, self.q_wc, self.q_cc = (np.array(a, np.int64)
-                                                     for a in (q_ptr, q_w, q_wc, q_cc))
+        self.q_pool = np.array([q.pool for q in self.projections], np.int64)
+        self.q_pmap, self.q_ptr, self.q_w, self.q_wc, self.q_cc = (
+            np.array(a, np.int64) for a in (q_pmap, q_ptr, q_w, q_wc, q_cc))
+        self.n_pooled = max([q.src_shape[0] * len(ptr) for q, ptr in zip(self.projections, ptrs)
+                             if q.pool > 1] + [1])
+        self.pmap = np.concatenate(pmaps)
         self.run_ptr = np.concatenate(ptrs)
         self.run_cur, self.run_w, self.run_len = (np.ascontiguousarray(a)
                                                   for a in np.concatenate(runs).T)
         self.w = _cat(ws, dt)
 
-    KERNEL_ARGS = ("src_off", "pop_kind", "pop_size", "pop_q", "pop_bias", "pop_mem",
-                   "pop_src", "pop_geom", "tau", "v_th", "v_reset", "decay_input", "hard_reset",
-                   "bias", "q_src", "q_C", "q_ptr", "q_w", "q_wc", "q_cc", "run_ptr", "run_cur",
-                   "run_w", "run_len", "w")
+    KERNEL_ARGS = ("src_off", "pop_kind", "pop_size", "pop_q", "pop_bias", "pop_src", "pop_geom", "tau", "v_th", "v_reset", "decay_input", "hard_reset",
+                   "bias", "q_src", "q_C", "q_pool", "q_pmap", "q_ptr", "q_w", "q_wc", "q_cc",
+                   "pmap", "run_ptr", "run_cur", "run_w", "run_len", "w")
 
     def kernel_args(self):
         """The program's arrays in the order ``run_network`` takes them."""

@@ -10,12 +10,13 @@ store ``ev (B, T, E)``: source s (0 the network input, i + 1 population i) owns 
 ``ecnt[b, t, s]`` are valid, in increasing index order (max-pooled sources: in order of
 first arrival).
 
-Synapses are *runs*: for a source position p (y * W + x), ``run_ptr[p] .. run_ptr[p + 1]``
-index runs (cur, w, len); an event (p, c) adds ``w[run_w + c * wc : ... + len]`` to
-``cur[run_cur + c * cc : ... + len]``, contiguous rows that vectorise. A conv's taps that hit
-neighbouring outputs merge into one run (the weights are stored kx-reversed for that); a
-linear layer is one run per position; an identity path one run of length 1 with cc = 1 and a
-weight of 1. ``len`` summed over an event's runs is its real fan-out, its synops.
+Synapses are *runs*: a source position p (y * W + x) pools to pp = pmap[p] (pp = p without
+pooling), and ``run_ptr[pp] .. run_ptr[pp + 1]`` index runs (cur, w, len); an event (p, c)
+adds ``w[run_w + c * wc : ... + len]`` to ``cur[run_cur + c * cc : ... + len]``, contiguous
+rows that vectorise. A conv's taps that hit neighbouring outputs merge into one run (the
+weights are stored kx-reversed for that); a linear layer is one run per position; an
+identity path one run of length 1 with cc = 1 and a weight of 1. ``len`` summed over an
+event's runs is its real fan-out, its synops.
 
 The kernels are serial; :mod:`snnlite._parallel` runs one share of the samples per worker.
 Each worker owns whole samples (samples ``tid, tid + P, ...``) with its own scratch rows, so
@@ -51,23 +52,52 @@ def input_events(ev, ecnt, bad, x, lo, hi):
 
 
 @njit_exact
-def scatter(cur, idx, n, C, ptr, run_cur, run_w, run_len, w, wc, cc):
+def scatter(cur, idx, n, C, pool, pmap, ptr, run_cur, run_w, run_len, w, wc, cc, mult, keys):
     """cur += the weights of the events idx[:n] of a source with C channels, through the runs
-    ``ptr`` (per source position) indexes; returns the synops (sum of run lengths)."""
+    of their pooled positions (see the module docstring); returns the synops, each event
+    counted with its own fan-out.
+
+    With pool > 1, the events that pool onto the same (position, channel) reach the same
+    targets through the same weights: they are added once, times their number k, in order of
+    first arrival (k * w is exact for k = 1; for k > 1 it is the product the dense path's
+    average pooling forms too). mult (the dtype of cur, zero on entry and return) and keys
+    (int32) are scratch of at least C * pooled positions."""
     syn = 0
+    if pool == 1:
+        for e in range(n):
+            j = idx[e]
+            p = j // C
+            c = j - p * C
+            for r in range(ptr[p], ptr[p + 1]):
+                m = run_len[r]
+                dst = cur[run_cur[r] + c * cc:]
+                src = w[run_w[r] + c * wc:]
+                for i in range(m):  # vectorises: i >= 0, no index wrap-around to check
+                    dst[i] += src[i]
+                syn += m
+        return syn
+    u = 0
     for e in range(n):
         j = idx[e]
         p = j // C
-        c = j - p * C
-        wb = c * wc
-        cb = c * cc
-        for r in range(ptr[p], ptr[p + 1]):
+        key = pmap[p] * C + j - p * C
+        if mult[key] == 0:
+            keys[u] = key
+            u += 1
+        mult[key] += 1
+    for e in range(u):
+        key = keys[e]
+        k = mult[key]
+        mult[key] = 0
+        pp = key // C
+        c = key - pp * C
+        for r in range(ptr[pp], ptr[pp + 1]):
             m = run_len[r]
-            dst = cur[run_cur[r] + cb:]
-            src = w[run_w[r] + wb:]
-            for i in range(m):  # vectorises: i >= 0, no index wrap-around to check
-                dst[i] += src[i]
-            syn += m
+            dst = cur[run_cur[r] + c * cc:]
+            src = w[run_w[r] + c * wc:]
+            for i in range(m):
+                dst[i] += k * src[i]
+            syn += int(k) * m
     return syn
 
 
@@ -132,41 +162,44 @@ def maxpool_events(out, seen, idx, n, W, C, k):
 
 
 @njit_exact
-def run_network(ev, ecnt, syn, logits, dense, q_dense, cur, mem, flags, seen,
-                src_off, pop_kind, pop_size, pop_q, pop_bias, pop_mem, pop_src, pop_geom,
-                tau, v_th, v_reset, decay_input, hard_reset, bias,
-                q_src, q_C, q_ptr, q_w, q_wc, q_cc, run_ptr, run_cur, run_w, run_len, w,
+def run_network(ev, ecnt, syn, logits, dense, q_dense, cur, mem, flags, seen, mult, keys,
+                src_off, pop_kind, pop_size, pop_q, pop_bias, pop_src, pop_geom,
+                tau, v_th, v_reset, decay_input, hard_reset, bias, q_src, q_C, q_pool,
+                q_pmap, q_ptr, q_w, q_wc, q_cc, pmap, run_ptr, run_cur, run_w, run_len, w,
                 tid, P):
-    """Run samples tid, tid + P, ... through every population, step by step.
+    """Run samples tid, tid + P, ... through every population, step by step. A population
+    runs all its steps before the next population starts (the net is feedforward, so its
+    sources' events of every step are known): only its own weights and membranes are in use.
 
     ev (B, T, E), ecnt (B, T, S): the event store, the input's (source 0) filled in;
     syn (B, T, Q) <- synops per projection (spike sources only); logits (B, K) <- the sum
     over steps of the readout currents; dense (B, 1 or T, D): currents of the projections
     that read a dense input (``q_dense`` >= 0, their offset in D). Scratch rows of this
-    worker: cur[tid] (Nmax), mem[tid] (sum of LIF sizes), flags[tid] (Nmax + 8) and
-    seen[tid] (Nmax) uint8, seen all zero.
+    worker: cur[tid] and mem[tid] (Nmax, the dtype), flags[tid] (Nmax + 8) and
+    seen[tid] (Nmax) uint8, mult[tid] and keys[tid] (see ``scatter``); seen and mult zero.
 
     Per population i: ``pop_kind``; ``pop_size``; its projections ``pop_q[i]:pop_q[i + 1]``;
     ``pop_bias`` offset of its (channel-last, per neuron) bias in ``bias`` or -1;
-    ``pop_mem`` offset of its membranes in ``mem``; LIF constants; for max pooling the
+    LIF constants; for max pooling the
     source ``pop_src`` and ``pop_geom`` = (W, C, k) of that source. Per projection q: source
     ``q_src``; ``q_dense``; source channels ``q_C``; ``q_ptr`` offset of its per-position run
     pointers in ``run_ptr``; ``q_w`` offset of its weights in ``w``; channel strides ``q_wc``
-    (weights) and ``q_cc`` (currents).
+    (weights) and ``q_cc`` (currents); ``q_pool`` and ``q_pmap``, the offset of its map from
+    source to pooled positions in ``pmap``.
     """
     B, T = ev.shape[:2]
     n_pop = pop_kind.shape[0]
-    cur, mem, flags, seen = cur[tid], mem[tid], flags[tid], seen[tid]
+    cur, mem, flags, seen, mult, keys = cur[tid], mem[tid], flags[tid], seen[tid], mult[tid], \
+        keys[tid]
     for b in range(tid, B, P):
-        for i in range(n_pop):
+        for i in range(n_pop):  # all steps of a population, then the next (feedforward)
+            n = pop_size[i]
+            v = mem[:n]
             if pop_kind[i] == LIF:
-                rest = v_reset[i] if hard_reset[i] else v_reset[i] - v_reset[i]
-                mem[pop_mem[i]:pop_mem[i] + pop_size[i]] = rest
-        for t in range(T):
-            row = ev[b, t]
-            counts = ecnt[b, t]
-            for i in range(n_pop):
-                n = pop_size[i]
+                v[:] = v_reset[i] if hard_reset[i] else v_reset[i] - v_reset[i]
+            for t in range(T):
+                row = ev[b, t]
+                counts = ecnt[b, t]
                 out = row[src_off[i + 1]:src_off[i + 1] + n]
                 if pop_kind[i] == MAXPOOL:
                     s = pop_src[i]
@@ -185,12 +218,12 @@ def run_network(ev, ecnt, syn, logits, dense, q_dense, cur, mem, flags, seen,
                         c += d[q_dense[q]:q_dense[q] + n]
                         continue
                     s = q_src[q]
-                    syn[b, t, q] = scatter(c, row[src_off[s]:], counts[s], q_C[q],
-                                           run_ptr[q_ptr[q]:], run_cur, run_w, run_len,
-                                           w[q_w[q]:], q_wc[q], q_cc[q])
+                    syn[b, t, q] = scatter(c, row[src_off[s]:], counts[s], q_C[q], q_pool[q],
+                                           pmap[q_pmap[q]:], run_ptr[q_ptr[q]:], run_cur,
+                                           run_w, run_len, w[q_w[q]:], q_wc[q], q_cc[q],
+                                           mult, keys)
                 if pop_kind[i] == LIF:
-                    counts[i + 1] = lif_fire(out, flags, mem[pop_mem[i]:pop_mem[i] + n], c,
-                                             tau[i], v_th[i], v_reset[i], decay_input[i],
-                                             hard_reset[i])
+                    counts[i + 1] = lif_fire(out, flags, v, c, tau[i], v_th[i], v_reset[i],
+                                             decay_input[i], hard_reset[i])
                 else:
                     logits[b] += c
