@@ -117,10 +117,10 @@ def _dense_currents(prog, x, B):
     return q_dense, np.ascontiguousarray(dense, prog.dtype)
 
 
-def _input_events(ev, ecnt, x):
-    """Fill the input's events (source 0) of the store; [B] 1 where x is not binary."""
+def _input_events(inp, ecnt, x):
+    """inp (B, T, N_in), ecnt[:, :, 0] <- the input's events; [B] 1 where x is not binary."""
     bad = np.zeros(x.shape[1], np.int64)
-    _parallel.chunks(kev.input_events, x.shape[1], ev, ecnt, bad, x)
+    _parallel.chunks(kev.input_events, x.shape[1], inp, ecnt, bad, x)
     return bad
 
 
@@ -130,9 +130,9 @@ def run(net, x, mode="auto", record=False):
     prog = net.program
     pops = net.populations
     T, B = x.shape[:2]
-    ev = np.empty((B, T, prog.E), np.int32)
+    inp = np.empty((B, T, int(np.prod(net.input_shape))), np.int32)
     ecnt = np.zeros((B, T, len(pops) + 1), np.int64)
-    if mode != "dense" and not _input_events(ev, ecnt, x).any():
+    if mode != "dense" and not _input_events(inp, ecnt, x).any():
         mode = "events"
     else:  # not binary: raises for mode="events", or for NaN / infinity
         mode = check_input(net, x, mode)
@@ -148,12 +148,13 @@ def run(net, x, mode="auto", record=False):
     scratch = (np.empty((P, prog.n_max), dt), np.empty((P, prog.n_max), dt),
                np.empty((P, prog.n_max + 8), np.uint8), np.zeros((P, prog.n_max), np.uint8),
                np.zeros((P, prog.n_pooled), dt), np.empty((P, prog.n_pooled), np.int32))
-    _parallel.shares(kev.run_network, ev, ecnt, syn, acc, dense, q_dense, *scratch,
-                     *prog.kernel_args())
+    ev = np.empty((B if record else P, T, prog.E), np.int32)
+    _parallel.shares(kev.run_network, inp, ev, record, ecnt, syn, acc, dense, q_dense,
+                     *scratch, *prog.kernel_args())
     counts = _counts(net, mode, ecnt, syn)
     spikes = None
     if record:
-        spikes = {p.name: _spikes(ev[:, :, prog.src_off[i + 1]:prog.src_off[i + 2]],
+        spikes = {p.name: _spikes(ev[:, :, prog.pop_off[i]:prog.pop_off[i] + p.size],
                                   ecnt[:, :, i + 1], p.shape)
                   for i, p in enumerate(pops) if p.kind != "readout"}
     return EventResult(acc / dt.type(T), counts, spikes)

@@ -82,9 +82,9 @@ class Program:
     def __init__(self, net, dtype):
         self.dtype = dt = np.dtype(dtype)
         pops = net.populations
-        sizes = [int(np.prod(net.input_shape))] + [p.size for p in pops]
-        self.src_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.E = int(self.src_off[-1])
+        self.pop_off = np.cumsum([0] + [p.size for p in pops]).astype(np.int64)
+        self.E = int(self.pop_off[-1])
+        self.pop_off = self.pop_off[:-1].copy()
         self.n_max = max(p.size for p in pops)
         self.pop_kind = np.array([KIND[p.kind] for p in pops], np.int64)
         self.pop_size = np.array([p.size for p in pops], np.int64)
@@ -137,9 +137,10 @@ class Program:
                                                   for a in np.concatenate(runs).T)
         self.w = _cat(ws, dt)
 
-    KERNEL_ARGS = ("src_off", "pop_kind", "pop_size", "pop_q", "pop_bias", "pop_src", "pop_geom", "tau", "v_th", "v_reset", "decay_input", "hard_reset",
-                   "bias", "q_src", "q_C", "q_pool", "q_pmap", "q_ptr", "q_w", "q_wc", "q_cc",
-                   "pmap", "run_ptr", "run_cur", "run_w", "run_len", "w")
+    KERNEL_ARGS = ("pop_off", "pop_kind", "pop_size", "pop_q", "pop_bias", "pop_src",
+                   "pop_geom", "tau", "v_th", "v_reset", "decay_input", "hard_reset", "bias",
+                   "q_src", "q_C", "q_pool", "q_pmap", "q_ptr", "q_w", "q_wc", "q_cc", "pmap",
+                   "run_ptr", "run_cur", "run_w", "run_len", "w")
 
     def kernel_args(self):
         """The program's arrays in the order ``run_network`` takes them."""

@@ -4,11 +4,11 @@ emits the next event list.
 
 Layout: a population of neurons of shape (C, H, W) is stored channel-last and flattened,
 neuron ``j = (y * W + x) * C + c``; a 1-D population of F neurons is (F, 1, 1), so j = c.
-Events are neuron indices (int32). The events of every source at every step live in one
-store ``ev (B, T, E)``: source s (0 the network input, i + 1 population i) owns the columns
-``[src_off[s], src_off[s] + size)`` of each (b, t) row, of which the first
-``ecnt[b, t, s]`` are valid, in increasing index order (max-pooled sources: in order of
-first arrival).
+Events are neuron indices (int32). Sources are numbered s = 0 for the network input and
+s = i + 1 for population i; ``ecnt[b, t, s]`` events of source s at step t of sample b are
+valid, in increasing index order (max-pooled sources: in order of first arrival). The
+input's are ``inp[b, t, :ecnt[b, t, 0]]``; population i's fill the columns from
+``pop_off[i]`` of a row ``ev[., t]`` of one sample's event store.
 
 Synapses are *runs*: a source position p (y * W + x) pools to pp = pmap[p] (pp = p without
 pooling), and ``run_ptr[pp] .. run_ptr[pp + 1]`` index runs (cur, w, len); an event (p, c)
@@ -162,48 +162,49 @@ def maxpool_events(out, seen, idx, n, W, C, k):
 
 
 @njit_exact
-def run_network(ev, ecnt, syn, logits, dense, q_dense, cur, mem, flags, seen, mult, keys,
-                src_off, pop_kind, pop_size, pop_q, pop_bias, pop_src, pop_geom,
-                tau, v_th, v_reset, decay_input, hard_reset, bias, q_src, q_C, q_pool,
-                q_pmap, q_ptr, q_w, q_wc, q_cc, pmap, run_ptr, run_cur, run_w, run_len, w,
-                tid, P):
+def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, flags, seen, mult,
+                keys, pop_off, pop_kind, pop_size, pop_q, pop_bias, pop_src, pop_geom, tau,
+                v_th, v_reset, decay_input, hard_reset, bias, q_src, q_C, q_pool, q_pmap,
+                q_ptr, q_w, q_wc, q_cc, pmap, run_ptr, run_cur, run_w, run_len, w, tid, P):
     """Run samples tid, tid + P, ... through every population, step by step. A population
     runs all its steps before the next population starts (the net is feedforward, so its
     sources' events of every step are known): only its own weights and membranes are in use.
 
-    ev (B, T, E), ecnt (B, T, S): the event store, the input's (source 0) filled in;
-    syn (B, T, Q) <- synops per projection (spike sources only); logits (B, K) <- the sum
-    over steps of the readout currents; dense (B, 1 or T, D): currents of the projections
-    that read a dense input (``q_dense`` >= 0, their offset in D). Scratch rows of this
-    worker: cur[tid] and mem[tid] (Nmax, the dtype), flags[tid] (Nmax + 8) and
+    inp (B, T, N_in), ecnt (B, T, S): the input's events and counts (source 0) filled in;
+    the rest of ecnt <- the events of every population; ev: the event store, ev[b] (T, E) for
+    sample b if ``keep`` (ev has B rows), else ev[tid] reused for each sample of this worker
+    (P rows); syn (B, T, Q) <- synops per projection (spike sources only); logits (B, K) <-
+    the sum over steps of the readout currents; dense (B, 1 or T, D): currents of the
+    projections that read a dense input (``q_dense`` >= 0, their offset in D). Scratch rows
+    of this worker: cur[tid] and mem[tid] (Nmax, the dtype), flags[tid] (Nmax + 8) and
     seen[tid] (Nmax) uint8, mult[tid] and keys[tid] (see ``scatter``); seen and mult zero.
 
-    Per population i: ``pop_kind``; ``pop_size``; its projections ``pop_q[i]:pop_q[i + 1]``;
-    ``pop_bias`` offset of its (channel-last, per neuron) bias in ``bias`` or -1;
-    LIF constants; for max pooling the
-    source ``pop_src`` and ``pop_geom`` = (W, C, k) of that source. Per projection q: source
-    ``q_src``; ``q_dense``; source channels ``q_C``; ``q_ptr`` offset of its per-position run
-    pointers in ``run_ptr``; ``q_w`` offset of its weights in ``w``; channel strides ``q_wc``
-    (weights) and ``q_cc`` (currents); ``q_pool`` and ``q_pmap``, the offset of its map from
-    source to pooled positions in ``pmap``.
+    Per population i: ``pop_off``; ``pop_kind``; ``pop_size``; its projections
+    ``pop_q[i]:pop_q[i + 1]``; ``pop_bias`` offset of its (channel-last, per neuron) bias in
+    ``bias`` or -1; LIF constants; for max pooling the source ``pop_src`` and ``pop_geom`` =
+    (W, C, k) of that source. Per projection q: source ``q_src``; ``q_dense``; source
+    channels ``q_C``; ``q_ptr`` offset of its per-position run pointers in ``run_ptr``;
+    ``q_w`` offset of its weights in ``w``; channel strides ``q_wc`` (weights) and ``q_cc``
+    (currents); ``q_pool`` and ``q_pmap``, the offset of its map from source to pooled
+    positions in ``pmap``.
     """
-    B, T = ev.shape[:2]
+    B, T = inp.shape[:2]
     n_pop = pop_kind.shape[0]
     cur, mem, flags, seen, mult, keys = cur[tid], mem[tid], flags[tid], seen[tid], mult[tid], \
         keys[tid]
     for b in range(tid, B, P):
+        e = ev[b] if keep else ev[tid]
         for i in range(n_pop):  # all steps of a population, then the next (feedforward)
             n = pop_size[i]
             v = mem[:n]
             if pop_kind[i] == LIF:
                 v[:] = v_reset[i] if hard_reset[i] else v_reset[i] - v_reset[i]
             for t in range(T):
-                row = ev[b, t]
                 counts = ecnt[b, t]
-                out = row[src_off[i + 1]:src_off[i + 1] + n]
+                out = e[t, pop_off[i]:pop_off[i] + n]
                 if pop_kind[i] == MAXPOOL:
                     s = pop_src[i]
-                    counts[i + 1] = maxpool_events(out, seen, row[src_off[s]:], counts[s],
+                    counts[i + 1] = maxpool_events(out, seen, e[t, pop_off[s - 1]:], counts[s],
                                                    pop_geom[i, 0], pop_geom[i, 1],
                                                    pop_geom[i, 2])
                     continue
@@ -218,7 +219,8 @@ def run_network(ev, ecnt, syn, logits, dense, q_dense, cur, mem, flags, seen, mu
                         c += d[q_dense[q]:q_dense[q] + n]
                         continue
                     s = q_src[q]
-                    syn[b, t, q] = scatter(c, row[src_off[s]:], counts[s], q_C[q], q_pool[q],
+                    src = inp[b, t] if s == 0 else e[t, pop_off[s - 1]:]
+                    syn[b, t, q] = scatter(c, src, counts[s], q_C[q], q_pool[q],
                                            pmap[q_pmap[q]:], run_ptr[q_ptr[q]:], run_cur,
                                            run_w, run_len, w[q_w[q]:], q_wc[q], q_cc[q],
                                            mult, keys)
