@@ -273,6 +273,9 @@ def test_event_path_matches_dense_path_exactly(case, enc):
     res = net.run(x, record=True)
     ref, ref_logits, ref_spikes = dense_counts(net, model, x)
     assert res.counts.mismatches(ref) == []
+    plain = net.run(x)  # without recording, events live in one store per worker
+    assert plain.counts.mismatches(ref) == []
+    np.testing.assert_array_equal(plain.logits, res.logits)
     for p in net.populations:
         if p.kind != "readout":
             np.testing.assert_array_equal(res.spikes[p.name], ref_spikes[p.name], err_msg=p.name)
@@ -512,7 +515,9 @@ def test_threads_do_not_change_results(small):
             a = small.run(x, record=True)
             snnlite.set_num_threads(3)
             b = small.run(x, record=True)
-            assert a.counts.mismatches(b.counts) == []
+            c = small.run(x)
+            assert a.counts.mismatches(b.counts) == [] and a.counts.mismatches(c.counts) == []
+            np.testing.assert_array_equal(a.logits, c.logits)
             np.testing.assert_array_equal(a.logits, b.logits)
             for k in a.spikes:
                 np.testing.assert_array_equal(a.spikes[k], b.spikes[k])
