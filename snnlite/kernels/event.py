@@ -30,14 +30,15 @@ LIF, READOUT, MAXPOOL = 0, 1, 2
 
 
 @njit_exact
-def input_events(ev, ecnt, bad, x, lo, hi):
-    """For samples b in [lo, hi): ev[b, t, :n], ecnt[b, t, 0] <- channel-last indices of the
-    nonzeros of x[t, b] (x [T, B, C, H, W], any numeric dtype); bad[b] <- 1 if x[:, b] holds
-    a value other than 0 and 1 (its events are then meaningless)."""
+def input_events(inp, ecnt, bad, x, lo, hi):
+    """For samples b in [lo, hi): inp[b, t, :n], ecnt[b, t, 0] <- channel-last indices of
+    the nonzeros of x[t, b] (x [T, B, C, H, W], any numeric dtype), all steps in one pass;
+    bad[b] <- 1 if x[:, b] holds a value other than 0 and 1 (its events are then
+    meaningless)."""
     T, _, C, H, W = x.shape
     for b in range(lo, hi):
         for t in range(T):
-            row = ev[b, t]
+            row = inp[b, t]
             k = 0
             for y in range(H):
                 for xx in range(W):
@@ -58,9 +59,8 @@ def scatter(cur, idx, n, C, pool, pmap, ptr, run_cur, run_w, run_len, w, wc, cc,
     counted with its own fan-out.
 
     With pool > 1, the events that pool onto the same (position, channel) reach the same
-    targets through the same weights: they are added once, times their number k, in order of
-    first arrival (k * w is exact for k = 1; for k > 1 it is the product the dense path's
-    average pooling forms too). mult (the dtype of cur, zero on entry and return) and keys
+    targets through the same weights: they are added once, as k * w with k their number, in
+    order of first arrival. mult (the dtype of cur, zero on entry and return) and keys
     (int32) are scratch of at least C * pooled positions."""
     syn = 0
     if pool == 1:
