@@ -117,15 +117,20 @@ def lif_fire(out, flags, v, cur, tau, v_th, v_reset, decay_input, hard_reset):
     """
     n = v.shape[0]
     r = v_reset if hard_reset else v_reset - v_reset
-    for j in range(n):
-        vj = v[j]
-        if decay_input:
+    if decay_input:  # two loops: a branch inside would keep them from vectorising well
+        for j in range(n):
+            vj = v[j]
             h = vj + (cur[j] - (vj - r)) / tau
-        else:
+            s = h >= v_th
+            flags[j] = s
+            v[j] = (v_reset if hard_reset else h - v_th) if s else h
+    else:
+        for j in range(n):
+            vj = v[j]
             h = vj - (vj - r) / tau + cur[j]
-        s = h >= v_th
-        flags[j] = s
-        v[j] = (v_reset if hard_reset else h - v_th) if s else h
+            s = h >= v_th
+            flags[j] = s
+            v[j] = (v_reset if hard_reset else h - v_th) if s else h
     n8 = (n + 7) // 8 * 8
     flags[n:n8] = 0
     words = flags[:n8].view(np.uint64)
@@ -198,7 +203,9 @@ def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, flag
             n = pop_size[i]
             v = mem[:n]
             if pop_kind[i] == LIF:
-                v[:] = v_reset[i] if hard_reset[i] else v_reset[i] - v_reset[i]
+                rest = v_reset[i] if hard_reset[i] else v_reset[i] - v_reset[i]
+                for j in range(n):
+                    v[j] = rest
             for t in range(T):
                 counts = ecnt[b, t]
                 out = e[t, pop_off[i]:pop_off[i] + n]
@@ -210,9 +217,12 @@ def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, flag
                     continue
                 c = cur[:n]
                 if pop_bias[i] >= 0:
-                    c[:] = bias[pop_bias[i]:pop_bias[i] + n]
+                    bi = bias[pop_bias[i]:]
+                    for j in range(n):  # a loop: a slice assignment would not vectorise
+                        c[j] = bi[j]
                 else:
-                    c[:] = 0
+                    for j in range(n):
+                        c[j] = 0
                 for q in range(pop_q[i], pop_q[i + 1]):
                     if q_dense[q] >= 0:
                         d = dense[b, t if dense.shape[1] > 1 else 0]
