@@ -225,8 +225,9 @@ def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, flag
                         c[j] = 0
                 for q in range(pop_q[i], pop_q[i + 1]):
                     if q_dense[q] >= 0:
-                        d = dense[b, t if dense.shape[1] > 1 else 0]
-                        c += d[q_dense[q]:q_dense[q] + n]
+                        d = dense[b, t if dense.shape[1] > 1 else 0, q_dense[q]:]
+                        for j in range(n):
+                            c[j] += d[j]
                         continue
                     s = q_src[q]
                     src = inp[b, t] if s == 0 else e[t, pop_off[s - 1]:]
@@ -238,4 +239,5 @@ def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, flag
                     counts[i + 1] = lif_fire(out, flags, v, c, tau[i], v_th[i], v_reset[i],
                                              decay_input[i], hard_reset[i])
                 else:
-                    logits[b] += c
+                    for j in range(n):
+                        logits[b, j] += c[j]
