@@ -556,6 +556,8 @@ def test_shape_mismatches_are_named():
                                     nn.Linear(100, 2), nn.TimeMean()))
     with pytest.raises(ValueError, match="input_shape"):
         compile_model(nn.Sequential(nn.Flatten()), (3, 32))
+    with pytest.raises(TypeError, match="float32 or float64, got float16"):
+        compile_model(snnlite.models.cifarnet_small(), dtype=np.float16)
 
 
 def test_every_count_is_int64_per_sample_and_step(small):
