@@ -31,7 +31,7 @@ def quick_checkpoint(data_path, out_dir):
 def audit(ckpt, data_path, samples=64, target="cmos45_fp32", batch_size=16, check=True):
     model, cfg = load_model(ckpt)
     model.astype(np.float64).eval()                    # exact float64 copies of the weights
-    net = compile_model(model)                         # BN and pooling folded into synapses
+    net = compile_model(model, dtype=np.float64)       # BN and pooling folded; exact maths
     print(net)
     _, test = data.load_mini(data_path)
     x = test.images[:samples].astype(np.float32) / np.float32(255)   # [N, 3, 32, 32] in [0, 1]

@@ -14,6 +14,7 @@ gradient (backward). The choice is made per image from the nonzero count.
 """
 import numpy as np
 from .._config import njit
+from .util import fill
 
 
 @njit
@@ -120,7 +121,7 @@ def conv2d_forward(y, n_sparse, x, w2, wT, kh, kw, stride, pad, sparse_below, co
     count = 0
     for n in range(tid, x.shape[0], P):
         if _nonzero_fraction(x[n]) < sparse_below:
-            ybuf[:] = 0
+            fill(ybuf, 0)
             _scatter(ybuf, x[n], wT, kh, kw, stride, pad, Ho, Wo, True)
             for o in range(O):
                 for p in range(HW):
@@ -161,5 +162,5 @@ def conv2d_backward(dx, dwT, dy, x, w2, wT, kh, kw, stride, pad, sparse_below, n
                         acc[r, o] += tbuf[r, o]
         if need_dx:
             np.dot(wT, dy[n], cbuf)
-            dx[n] = 0
+            fill(dx[n], 0)
             col2im(dx[n], cbuf, kh, kw, stride, pad, Ho, Wo)

@@ -13,6 +13,7 @@ out (T, B, C, Ho*Wo) pooled or (T, B, C, H*W) spikes.
 """
 import numpy as np
 from .._config import njit_exact
+from .util import copy, fill
 
 
 @njit_exact
@@ -20,7 +21,7 @@ def _pool_sum(out, spk, k, W, inv):
     """out (Ho*Wo,) <- k x k window sums of spk (H*W,) times inv."""
     Wo = W // k
     for q in range(out.shape[0]):
-        out[q] = 0
+        out[q] = 0  # (Ho*Wo,): a short loop
     for y in range(spk.shape[0] // W):
         row = (y // k) * Wo
         for xo in range(Wo):
@@ -66,7 +67,7 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
         tot_in = np.empty(HW, x.dtype)
         spk = np.empty(HW, x.dtype)
         tot = np.zeros(HW, x.dtype)
-        v[:] = r  # at rest: v_reset, or 0 under soft reset
+        fill(v, r)  # at rest: v_reset, or 0 under soft reset
         for t in range(T):
             if t == 0 or not bx:
                 xt = x[0 if bx else t, b, c]
@@ -77,7 +78,7 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
                 for p in range(HW):
                     tot_in[p] = cur[p] + rt[p]
             else:
-                tot_in[:] = cur
+                copy(tot_in, cur)
             for p in range(HW):
                 vj = v[p]
                 if decay_input:
@@ -125,12 +126,12 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
         sb = np.zeros(HW, np.float64)
         sg = np.zeros(HW, np.float64)
         if bx:
-            dcur[0, b, c, :] = 0
+            fill(dcur[0, b, c], 0)
         for t in range(T - 1, -1, -1):
             if pool > 1:
                 _unpool(ds, dout[t, b, c], pool, W, inv)
             else:
-                ds[:] = dout[t, b, c]
+                copy(ds, dout[t, b, c])
             for p in range(HW):
                 hj = h[t, b, c, p]
                 z = (hj - v_th) * sg_scale

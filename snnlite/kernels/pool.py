@@ -4,6 +4,7 @@ Max pooling keeps, per output, the flat window index of the first maximum in row
 order (PyTorch's tie rule); a NaN wins the window, as in PyTorch.
 """
 from .._config import njit
+from .util import fill
 
 
 @njit
@@ -27,7 +28,6 @@ def avg_pool_backward(dx, dy, k, lo, hi):
     N, Ho, Wo = dy.shape
     inv = 1.0 / (k * k)
     for n in range(lo, hi):
-        dx[n] = 0
         for i in range(Ho):
             for j in range(Wo):
                 g = dy[n, i, j] * inv
@@ -60,7 +60,7 @@ def max_pool_backward(dx, dy, idx, k, lo, hi):
     """dx (N, H, W) <- dy routed to each window's argmax (fully overwritten)."""
     N, Ho, Wo = dy.shape
     for n in range(lo, hi):
-        dx[n] = 0
+        fill(dx[n], 0)
         for i in range(Ho):
             for j in range(Wo):
                 a = idx[n, i, j] // k
