@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,107 +30,25 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def _images(B):
-    import numpy as np
-    path = Path(os.environ.get("SNNLITE_DATA", HERE.parent.parent / "shared" / "data"))
-    path = path / "cifar10-mini.npz"
-    if path.exists():
-        with np.load(path) as z:
-            x = z["x_train"][:B].transpose(0, 3, 1, 2).astype(np.float32) / 255
-            y = z["y_train"][:B].astype(np.int64)
-            reps = -(-B // len(x))
-            return np.tile(x, (reps, 1, 1, 1))[:B], np.tile(y, reps)[:B], "cifar10-mini"
-    rng = np.random.default_rng(0)
-    return (rng.random((B, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, B),
-            "uniform noise")
-
-
-def _shapes(model, T):
-    """Record each conv's input spatial size by a tiny forward."""
-    import numpy as np
-
-    from snnlite import encoding, nn
-    sizes = {}
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            f = m._forward
-
-            def hook(x, f=f, m=m):
-                sizes[id(m)] = x.shape[2]
-                return f(x)
-            m._forward = hook
-    model.eval()
-    model.forward(encoding.direct(np.zeros((1, 3, 32, 32), np.float32), 1))
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            del m._forward
-    model.train()
-    return sizes
-
-
-def dense_flops(model, T, train):
-    from snnlite import nn
-    sizes = _shapes(model, T)
-    total, first = 0, True
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            H = sizes[id(m)]
-            Ho = (H + 2 * m.padding - m.kernel_size) // m.stride + 1
-            macs = m.out_channels * m.in_channels * m.kernel_size ** 2 * Ho * Ho
-            total += macs * ((2 if first else 3) if train else 1)
-            first = False
-        elif isinstance(m, nn.Linear):
-            total += m.in_features * m.out_features * (3 if train else 1)
-    return 2 * total * T
-
-
 def worker(args):
     """One measurement in this process; prints one JSON line."""
     t_start = float(os.environ.get("SNNLITE_BENCH_T0", time.time()))
-    import numpy as np
+    from snnlite import bench, data, encoding, losses, models, optim
 
-    import snnlite
-    from snnlite import data, encoding, losses, optim
-
-    x, y, source = _images(args.batch_size)
-    model = snnlite.models.build(args.model)
-    opt = optim.SGD(model.parameters(), lr=0.01)
-    xn = data.normalize(x, data.CIFAR10_MEAN, data.CIFAR10_STD)
-
-    def train_step():
-        z = model.forward(encoding.direct(xn, args.T))
+    path = Path(os.environ.get("SNNLITE_DATA", HERE.parent.parent / "shared" / "data"))
+    images = bench.bench_images(args.batch_size, path / "cifar10-mini.npz")
+    if args.first_step_only:
+        x, y, _ = images
+        model = models.build(args.model)
+        opt = optim.SGD(model.parameters(), lr=0.01)
+        z = model.forward(encoding.direct(data.normalize(x, data.CIFAR10_MEAN,
+                                                         data.CIFAR10_STD), args.T))
         _, g = losses.cross_entropy(z, y)
-        opt.zero_grad()
         model.backward(g)
         opt.step()
-
-    train_step()
-    first_step_s = time.time() - t_start
-    if args.first_step_only:
-        print(json.dumps({"first_step_s": first_step_s}))
+        print(json.dumps({"first_step_s": time.time() - t_start}))
         return
-    for _ in range(args.warmup - 1):
-        train_step()
-    ts = []
-    for _ in range(args.steps):
-        t = time.perf_counter()
-        train_step()
-        ts.append(time.perf_counter() - t)
-    model.eval()
-    inp = encoding.direct(xn, args.T)
-    model.forward(inp)
-    ti = []
-    for _ in range(args.steps):
-        t = time.perf_counter()
-        model.forward(inp)
-        ti.append(time.perf_counter() - t)
-    model.train()
-    out = dict(framework="snnlite", model=args.model, T=args.T, batch=args.batch_size,
-               input=source, train_img_s=args.batch_size / float(np.median(ts)),
-               infer_img_s=args.batch_size / float(np.median(ti)),
-               train_flops_per_img=dense_flops(model, args.T, True),
-               infer_flops_per_img=dense_flops(model, args.T, False),
-               peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out = bench.measure(args.model, args.T, args.batch_size, args.steps, args.warmup, images)
     print(json.dumps(out))
 
 
@@ -141,20 +58,6 @@ def _run(cmd, env=None):
     if p.returncode != 0:
         return None, p.stderr.strip().splitlines()[-1:] or [f"exit {p.returncode}"]
     return json.loads(p.stdout.strip().splitlines()[-1]), None
-
-
-def sgemm_gflops(n=2048, reps=3):
-    import numpy as np
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(reps))
-    return 2 * n ** 3 / best / 1e9
-
-
-def _timed(f):
-    t = time.perf_counter()
-    f()
-    return time.perf_counter() - t
 
 
 def main(argv=None):
@@ -179,6 +82,7 @@ def main(argv=None):
 
     import numpy as np
     env_note = [k for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ]
+    from snnlite.bench import sgemm_gflops
     peak = sgemm_gflops()
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
     me = [sys.executable, str(Path(__file__).resolve()), "--worker", "--model", args.model,

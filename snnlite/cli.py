@@ -72,6 +72,27 @@ def _cmd_data(args):
     return cli_main(argv, prog="snnlite data")
 
 
+def _cmd_bench(args):
+    from . import bench
+    images = bench.bench_images(args.batch_size, args.data)
+    peak = bench.sgemm_gflops()
+    rows = []
+    for T in args.T:
+        r = bench.measure(args.model, T, args.batch_size, args.steps, args.warmup, images)
+        r["train_gflops"] = r["train_img_s"] * r["train_flops_per_img"] / 1e9
+        r["train_peak_fraction"] = r["train_gflops"] / peak
+        r["sgemm_gflops"] = peak
+        rows.append(r)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{args.model}, batch {args.batch_size}, input {rows[0]['input']}; numpy sgemm "
+              f"{peak:.0f} GFLOP/s")
+        _print_table(["T", "train_img_s", "train_gflops", "train_peak_fraction", "infer_img_s",
+                      "peak_rss_mb"], rows)
+    return 0
+
+
 def _print_table(cols, rows):
     def fmt(v):
         return f"{v:.4f}" if isinstance(v, float) else str(v)
@@ -119,6 +140,17 @@ def build_parser():
     e.add_argument("--format", default="table", choices=["table", "json"])
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_cmd_eval)
+
+    b = sub.add_parser("bench", help="training and inference throughput on this machine")
+    b.add_argument("--model", default="cifarnet_small", choices=sorted(MODELS))
+    b.add_argument("--T", type=int, nargs="+", default=[8, 4])
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--steps", type=int, default=5)
+    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("--data", default=None, help="cifar10-mini.npz for real images "
+                   "(default: uniform noise)")
+    b.add_argument("--format", default="table", choices=["table", "json"])
+    b.set_defaults(func=_cmd_bench)
 
     d = sub.add_parser("data", help="fetch, verify and convert a dataset to HDF5")
     d.add_argument("name", choices=["cifar10", "cifar100"])

@@ -72,7 +72,8 @@ def test_array_dataset_validation():
         data.ArrayDataset(good.astype(np.float32), [0, 1, 2, 3])
     with pytest.raises(TypeError, match="images must be a numpy array"):
         data.ArrayDataset(good.tolist(), [0, 1, 2, 3])
-    with pytest.raises(ValueError, match=r"images must have shape \[N, 3, H, W\], got \(4, 8, 8, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"images must have shape \[N, 3, H, W\], got \(4, 8, 8, 3\)"):
         data.ArrayDataset(np.zeros((4, 8, 8, 3), np.uint8), [0, 1, 2, 3])
     with pytest.raises(ValueError, match=r"labels must have shape \(4,\).*got \(3,\)"):
         data.ArrayDataset(good, [0, 1, 2])

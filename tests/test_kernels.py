@@ -1,10 +1,10 @@
 """Every kernel against its plain-loop reference, and its backward against finite
 differences in float64. Parallel kernels are run at 1 and at all threads."""
+import naive
 import numpy as np
 import pytest
-
-import naive
 from gradcheck import directional_check
+
 from snnlite import _parallel
 from snnlite.nn import functional as F
 

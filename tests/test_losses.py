@@ -1,9 +1,9 @@
 """Losses against plain formulas and float64 finite differences."""
+import naive
 import numpy as np
 import pytest
-
-import naive
 from gradcheck import directional_check
+
 from snnlite import losses
 
 

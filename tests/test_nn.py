@@ -4,9 +4,9 @@ import sys
 
 import numpy as np
 import pytest
+from gradcheck import directional_check
 
 import snnlite
-from gradcheck import directional_check
 from snnlite import nn
 
 # the same network as a PyTorch nn.Sequential: (name, shape) in state_dict order

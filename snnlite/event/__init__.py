@@ -2,7 +2,7 @@
 
     net = compile_model(model)                # BN folded, pooling folded, residuals as projections
     net64 = compile_model(model, dtype=np.float64)   # float32 by default; float64 for exactness
-    res = net.run(encoding.ttfs(x, T))        # res.logits [B, K]; res.counts: int64 [B, T] per layer
+    res = net.run(encoding.ttfs(x, T))        # res.logits [B, K]; res.counts: int64 [B, T]
     ref, logits, spikes = dense_counts(net, model, encoding.ttfs(x, T))   # the same, independently
     e = energy(res.counts, get_table("cmos45_fp32"))                    # pJ per sample, ESTIMATES
 
@@ -53,8 +53,8 @@ accounting does (divide by T for the compute-once figure).
 bias_add: one addition per neuron per step in every layer with a bias (folded BN gives one),
 the readout included. neuron_update: one charge-fire-reset of one LIF neuron at one step,
 for every LIF neuron at every step (clock-driven: the leak acts with or without input, and
-is part of this update, not a separate count); the readout and max-pool layers have none. out_spikes: spikes emitted; firing rate =
-out_spikes / (neurons * T).
+is part of this update, not a separate count); the readout and max-pool layers have none.
+out_spikes: spikes emitted; firing rate = out_spikes / (neurons * T).
 
 All counts are exact int64 ``[B, T]`` arrays per layer: per sample and per step, never batch
 sums, independent of the batch size.

@@ -13,6 +13,7 @@ into the outputs it reaches (forward), or its weighted output gradients into the
 gradient (backward). The choice is made per image from the nonzero count.
 """
 import numpy as np
+
 from .._config import njit
 from .util import fill
 

@@ -12,6 +12,7 @@ Arrays: x (Tx, B, C, H*W) with Tx = T or 1 (time broadcast); h (T, B, C, H*W);
 out (T, B, C, Ho*Wo) pooled or (T, B, C, H*W) spikes.
 """
 import numpy as np
+
 from .._config import njit_exact
 from .util import copy, fill
 
@@ -52,7 +53,7 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
     (if save_h), counts (B*C,) int64 <- spikes per plane. mean/rstd float64 (C,).
     res (T, B, C, HW) is a residual added after the norm; an empty res (size 0) adds none."""
     T = out.shape[0]
-    B, C, HW = x.shape[1], x.shape[2], x.shape[3]
+    C, HW = x.shape[2], x.shape[3]
     bx = x.shape[0] == 1
     has_res = res.size > 0
     r = v_reset if hard_reset else v_reset - v_reset

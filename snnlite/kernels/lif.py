@@ -19,6 +19,7 @@ same current at every step (direct coding). Each call computes neurons lo..hi-1,
 with the time loop outside the block so that the inner loop vectorises.
 """
 import numpy as np
+
 from .._config import njit_exact
 
 BLOCK = 512

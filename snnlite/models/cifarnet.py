@@ -1,7 +1,7 @@
 """``cifarnet_small``: a four-convolution spiking CNN for 32x32 images."""
 import numpy as np
 
-from ..nn import (LIF, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, Sequential, TimeMean)
+from ..nn import LIF, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, Sequential, TimeMean
 
 
 def cifarnet_small(num_classes=10, seed=0, dtype=np.float32, **lif_kw):

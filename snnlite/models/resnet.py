@@ -1,17 +1,27 @@
 """CIFAR-style spiking (wide) residual networks, SpikingJelly's spiking ResNet block layout.
 
-``spiking_resnet(depth, width=k)``, depth 6n+2 (or 6n+4 in wide-ResNet counting): a stem conv3x3(3->16k)+BN+LIF, three stages of n
-:class:`~snnlite.nn.BasicBlock` with 16k, 32k, 64k channels (stride 2 at the start of
-stages 2 and 3, 1x1 conv+BN shortcut where the shape changes), global average pooling,
-a linear classifier and the mean over time.
+``spiking_resnet(depth, width=k)``, depth 6n+2 (or 6n+4 in wide-ResNet counting): a stem
+conv3x3(3->16k)+BN+LIF, three stages of n :class:`~snnlite.nn.BasicBlock` with 16k, 32k, 64k
+channels (stride 2 at the start of stages 2 and 3, 1x1 conv+BN shortcut where the shape
+changes), global average pooling, a linear classifier and the mean over time.
 
 State-dict names: ``conv1.weight, bn1.*, layer{1,2,3}.{i}.conv1.weight, .bn1.*, .conv2.weight,
 .bn2.*, .downsample.0.weight, .downsample.1.*, fc.weight, fc.bias``.
 """
 import numpy as np
 
-from ..nn import (LIF, AvgPool2d, BasicBlock, BatchNorm2d, Conv2d, Flatten, Linear, Module,
-                  Sequential, TimeMean)
+from ..nn import (
+    LIF,
+    AvgPool2d,
+    BasicBlock,
+    BatchNorm2d,
+    Conv2d,
+    Flatten,
+    Linear,
+    Module,
+    Sequential,
+    TimeMean,
+)
 from ..nn.fusion import plan
 
 

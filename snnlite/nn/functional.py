@@ -1,9 +1,9 @@
 """The functional layer: checks arguments, coerces dtype and layout, allocates, calls kernels.
 
-Kernels run on :mod:`snnlite._parallel`'s pool, each worker taking a share of the
-outermost loop. Functions here are stateless apart from an optional :class:`Workspace` of scratch buffers
-that a layer keeps between calls (large allocations per step cost page faults). Stateless
-layers take ``[N, ...]`` arrays (time folded into the batch by the caller).
+Kernels run on :mod:`snnlite._parallel`'s pool, each worker taking a share of the outermost
+loop. Functions here are stateless apart from an optional :class:`Workspace` of scratch
+buffers that a layer keeps between calls (large allocations per step cost page faults).
+Stateless layers take ``[N, ...]`` arrays (time folded into the batch by the caller).
 """
 import math
 
