@@ -221,3 +221,16 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(mini, tmp_path):
     _, err = res.communicate(timeout=600)
     assert res.returncode == 0, err
     assert load_checkpoint(tmp_path / "last.h5")["state"]["step"] == 30
+
+
+@pytest.mark.slow
+def test_quickstart_default_run_reaches_30_percent(mini):
+    """The README's quick start as shipped: 8 epochs, T=4, on the 1,000-image subset."""
+    path, _ = mini
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    try:
+        import quickstart
+    finally:
+        sys.path.pop(0)
+    hist = quickstart.run(path, progress=False)
+    assert hist[-1]["test_acc"] >= 0.30
