@@ -73,14 +73,18 @@ def test_golden_loss_curve(mini):
     np.testing.assert_allclose(got, GOLDEN_LOSSES, rtol=2e-5)
 
 
-def test_quickstart_learns(mini):
-    path, _ = mini
+def _quickstart():
     sys.path.insert(0, os.path.join(REPO, "examples"))
     try:
         import quickstart
     finally:
         sys.path.pop(0)
-    hist = quickstart.run(path, epochs=3, T=2, progress=False)
+    return quickstart
+
+
+def test_quickstart_learns(mini):
+    path, _ = mini
+    hist = _quickstart().run(path, epochs=3, T=2, progress=False)
     assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.1
     assert hist[-1]["train_acc"] > 0.2 and hist[-1]["test_acc"] > 0.15  # chance is 0.1
 
@@ -227,10 +231,5 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(mini, tmp_path):
 def test_quickstart_default_run_reaches_30_percent(mini):
     """The README's quick start as shipped: 8 epochs, T=4, on the 1,000-image subset."""
     path, _ = mini
-    sys.path.insert(0, os.path.join(REPO, "examples"))
-    try:
-        import quickstart
-    finally:
-        sys.path.pop(0)
-    hist = quickstart.run(path, progress=False)
+    hist = _quickstart().run(path, progress=False)
     assert hist[-1]["test_acc"] >= 0.30
