@@ -11,7 +11,7 @@ import pytest
 
 import snnlite
 from snnlite import data, encoding, losses, optim
-from snnlite.io.checkpoint import load_checkpoint, save_checkpoint
+from snnlite.io.checkpoint import _umask, load_checkpoint, save_checkpoint
 from snnlite.train import TrainConfig, Trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -191,6 +191,7 @@ def test_checkpoint_is_atomic_and_corruption_is_reported(tmp_path):
     with pytest.raises(TypeError):  # an unserialisable state fails before the rename
         save_checkpoint(path, {"w": np.zeros(3)}, {"model": object()}, {"step": 2})
     assert load_checkpoint(path)["state"]["step"] == 1  # the old file survives intact
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()  # ordinary permissions
     assert [p.name for p in tmp_path.iterdir()] == ["ck.h5"]  # no temporary left behind
     raw = path.read_bytes()
     (tmp_path / "trunc.h5").write_bytes(raw[: len(raw) // 2])

@@ -29,6 +29,7 @@ def atomic_write(path, write):
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; a result is not
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -37,6 +38,12 @@ def atomic_write(path, write):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_checkpoint(path, model_state, config, state, momenta=None):
