@@ -17,11 +17,3 @@ njit = numba.njit(cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy
 
 njit_exact = numba.njit(cache=CACHE, nogil=True, error_model="numpy")
 """Serial kernel with IEEE float maths, for results matched bit for bit."""
-
-pjit = numba.njit(parallel=True, cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy")
-"""Parallel kernel: ``prange`` over independent rows (training kernels use
-:mod:`snnlite._parallel` instead, which compiles much faster)."""
-
-pjit_exact = numba.njit(parallel=True, cache=CACHE, nogil=True, error_model="numpy")
-"""Parallel kernel with IEEE float maths."""
-

@@ -34,9 +34,6 @@ class Workspace:
             self._bufs[name] = buf
         return buf
 
-    def clear(self):
-        self._bufs.clear()
-
 
 def check_float(name, x, ndim=None, dtype=None):
     """Return ``x`` if it is a finite-typed float32/float64 ndarray of rank ``ndim``."""
