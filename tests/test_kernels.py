@@ -14,6 +14,8 @@ CONV_CASES = [  # N, C, H, W, O, k, stride, pad
     (1, 2, 8, 8, 3, 3, 2, 0),
     (3, 4, 5, 5, 2, 1, 1, 0),
     (1, 1, 4, 4, 2, 3, 1, 0),
+    (3, 3, 6, 8, 5, 3, 1, 1),  # even 3x3 stride-1 'same': Winograd input gradient
+    (1, 2, 2, 2, 3, 3, 1, 1),  # ... a single tile
 ]
 
 
@@ -46,6 +48,30 @@ def test_conv2d_gradcheck(rng):
 
     dx, dw = F.conv2d_backward(g, x, w, 2, 1)
     directional_check(f, [x, w], [dx, dw], rng, names=["x", "weight"])
+
+
+def test_conv2d_winograd_gradcheck_and_agreement(rng):
+    """The Winograd input gradient (3x3, stride 1, padding 1, even sizes) passes a float64
+    finite-difference check and agrees with im2col in float32 to rounding."""
+    from snnlite.kernels import winograd
+    assert winograd.usable(3, 3, 1, 1, 8, 6) and not winograd.usable(3, 3, 1, 1, 7, 6)
+    assert not winograd.usable(3, 3, 2, 1, 8, 8) and not winograd.usable(1, 1, 1, 0, 8, 8)
+    x, w = rng.standard_normal((3, 4, 8, 6)), rng.standard_normal((5, 4, 3, 3))
+    g = rng.standard_normal((3, 5, 8, 6))
+
+    def f(x, w):
+        return float((F.conv2d_forward(x, w, None, 1, 1) * g).sum())
+
+    dx, dw = F.conv2d_backward(g, x, w, 1, 1)
+    directional_check(f, [x, w], [dx, dw], rng, names=["x", "weight"])
+    for N in (1, 2, 5):  # an odd count leaves a partial group of images
+        x32 = rng.standard_normal((N, 16, 4, 4)).astype(np.float32)
+        w32 = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+        g32 = rng.standard_normal((N, 8, 4, 4)).astype(np.float32)
+        wino, _ = F.conv2d_backward(g32, x32, w32, 1, 1, need_dw=False)
+        ref, _ = F.conv2d_backward(g32, x32, w32, 1, 1, need_dw=False, winograd=False)
+        assert wino.dtype == np.float32
+        np.testing.assert_allclose(wino, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
 
 
 def test_conv2d_float32_and_all_zero_input(rng):

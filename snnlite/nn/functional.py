@@ -16,6 +16,7 @@ from ..kernels import fused as kfused
 from ..kernels import lif as klif
 from ..kernels import linear as klin
 from ..kernels import pool as kpool
+from ..kernels import winograd as kwino
 
 FLOATS = (np.float32, np.float64)
 
@@ -88,8 +89,13 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, sparse_below=0.2, 
 
 
 def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=True,
-                    sparse_below=0.2, ws=None):
-    """Return (dx or None, dweight or None) for y = conv(x, weight) given dy."""
+                    sparse_below=0.2, ws=None, winograd=True):
+    """Return (dx or None, dweight or None) for y = conv(x, weight) given dy.
+
+    With ``winograd`` (the default), 3x3 stride-1 padding-1 convolutions of even size get
+    their input gradient by Winograd F(2x2, 3x3): 2.25x fewer multiplications, rounding
+    within a few ulps of the direct sum.
+    """
     N, C, H, W = x.shape
     O, _, kh, kw = weight.shape
     Ho = (H + 2 * padding - kh) // stride + 1
@@ -108,10 +114,16 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=Tr
     dwT = _scratch(ws, "dwT", (P, Ckk, O), x.dtype)
     dwT[:] = 0
     dx = np.empty_like(x) if need_dx else np.empty((0, C, H, W), x.dtype)
+    if need_dx and winograd and kwino.usable(kh, kw, stride, padding, H, W):
+        U = _scratch(ws, "wino_U", (16, C, O), x.dtype)
+        kwino.weight_transform(U, weight)
+        wscratch = _scratch(ws, "wino", (P, kwino.scratch_size(C, O, H, W)), x.dtype)
+    else:
+        U = np.empty((0, C, O), x.dtype)
+        wscratch = np.empty((P, 0), x.dtype)
     with _threads.blas_threads(1):
-        _parallel.shares(kconv.conv2d_backward, dx, dwT, dy.reshape(N, O, Ho * Wo), x, w2, wT,
-                         kh, kw, stride, padding, sparse_below, need_dx, need_dw, cols, dyT,
-                         tmp)
+        _parallel.shares(kconv.conv2d_backward, dx, dwT, dy, x, w2, wT, U, kh, kw, stride,
+                         padding, sparse_below, need_dx, need_dw, cols, dyT, tmp, wscratch)
     dw = dwT.sum(0).T.reshape(weight.shape) if need_dw else None
     return (dx if need_dx else None), dw
 

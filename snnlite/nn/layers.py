@@ -51,10 +51,12 @@ class TimeFolded(Module):
 
 class Conv2d(TimeFolded):
     """2-D convolution, zero padding. Inputs whose fraction of nonzeros (per image) is below
-    ``sparse_below`` run event-driven (spikes); the rest run im2col + GEMM."""
+    ``sparse_below`` run event-driven (spikes); the rest run im2col + GEMM. With ``winograd``
+    the input gradient of 3x3 stride-1 padding-1 convolutions uses Winograd F(2x2, 3x3)."""
 
     in_rank = 5
     sparse_below = 0.2
+    winograd = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  bias=True, rng=None, dtype=np.float32):
@@ -87,7 +89,8 @@ class Conv2d(TimeFolded):
         if self._x is None:
             raise RuntimeError("Conv2d.backward: call forward in training mode first")
         dx, dw = F.conv2d_backward(dy, self._x, self.weight.data, self.stride, self.padding,
-                                   self.requires_input_grad, True, self.sparse_below, self._ws)
+                                   self.requires_input_grad, True, self.sparse_below, self._ws,
+                                   self.winograd)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += dy.sum((0, 2, 3))
