@@ -18,13 +18,15 @@ def bn_stats(mean, var, x, lo, hi):
     for c in range(lo, hi):
         s = 0.0
         for n in range(N):
+            xr = x[n, c]  # 1-D rows in inner loops: known unit stride, they vectorise
             for i in range(L):
-                s += x[n, c, i]
+                s += xr[i]
         m = s / (N * L)
         q = 0.0
         for n in range(N):
+            xr = x[n, c]
             for i in range(L):
-                d = x[n, c, i] - m
+                d = xr[i] - m
                 q += d * d
         mean[c] = m
         var[c] = q / (N * L)
@@ -38,8 +40,9 @@ def bn_normalize(y, x, mean, rstd, gamma, beta, lo, hi):
     for k in range(lo, hi):
         n, c = k // C, k % C
         m, r, g, b = mean[c], rstd[c], np.float64(gamma[c]), np.float64(beta[c])
+        yr, xr = y[n, c], x[n, c]
         for i in range(L):
-            y[n, c, i] = (x[n, c, i] - m) * r * g + b
+            yr[i] = (xr[i] - m) * r * g + b
 
 
 @njit
@@ -52,10 +55,11 @@ def bn_backward_reduce(dgamma, dbeta, dy, x, mean, rstd, lo, hi):
         sb = 0.0
         m, r = mean[c], rstd[c]
         for n in range(N):
+            gr, xr = dy[n, c], x[n, c]
             for i in range(L):
-                g = dy[n, c, i]
+                g = gr[i]
                 sb += g
-                sg += g * (x[n, c, i] - m) * r
+                sg += g * (xr[i] - m) * r
         dgamma[c] = sg
         dbeta[c] = sb
 
@@ -75,6 +79,7 @@ def bn_backward_input(dx, dy, x, mean, rstd, gamma, dgamma, dbeta, lo, hi):
         a = gamma[c] * r
         gb = dbeta[c] / M
         gg = dgamma[c] / M
+        dr, gr, xr = dx[n, c], dy[n, c], x[n, c]
         for i in range(L):
-            xh = (x[n, c, i] - m) * r
-            dx[n, c, i] = a * (dy[n, c, i] - gb - xh * gg)
+            xh = (xr[i] - m) * r
+            dr[i] = a * (gr[i] - gb - xh * gg)

@@ -60,6 +60,7 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
     one = tau / tau
     zero = one - one
     inv = 1.0 / (pool * pool)
+    hs = np.empty(HW, x.dtype)  # stands in for h when it is not kept
     for k in range(lo, hi):
         b, c = k // C, k % C
         m, rs, g, bb = mean[c], rstd[c], np.float64(gamma[c]), np.float64(beta[c])
@@ -69,6 +70,7 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
         spk = np.empty(HW, x.dtype)
         tot = np.zeros(HW, x.dtype)
         fill(v, r)  # at rest: v_reset, or 0 under soft reset
+        # Inner loops index 1-D rows only: unit stride is then known, and they vectorise.
         for t in range(T):
             if t == 0 or not bx:
                 xt = x[0 if bx else t, b, c]
@@ -80,14 +82,14 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
                     tot_in[p] = cur[p] + rt[p]
             else:
                 copy(tot_in, cur)
+            ht = h[t, b, c] if save_h else hs
             for p in range(HW):
                 vj = v[p]
                 if decay_input:
                     hj = vj + (tot_in[p] - (vj - r)) / tau
                 else:
                     hj = vj - (vj - r) / tau + tot_in[p]
-                if save_h:
-                    h[t, b, c, p] = hj
+                ht[p] = hj
                 fire = hj >= v_th
                 spk[p] = one if fire else zero
                 if hard_reset:
@@ -98,7 +100,7 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
             if pool > 1:
                 _pool_sum(out[t, b, c], spk, pool, W, inv)
             else:
-                out[t, b, c, :] = spk
+                copy(out[t, b, c], spk)
         n = 0
         for p in range(HW):
             n += int(tot[p])
@@ -133,8 +135,10 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
                 _unpool(ds, dout[t, b, c], pool, W, inv)
             else:
                 copy(ds, dout[t, b, c])
+            ht = h[t, b, c]
+            dt = dcur[0 if bx else t, b, c]
             for p in range(HW):
-                hj = h[t, b, c, p]
+                hj = ht[p]
                 z = (hj - v_th) * sg_scale
                 sgv = sg_half_alpha / (one + z * z)
                 if hard_reset:
@@ -147,12 +151,11 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
                 d = gh / tau if decay_input else gh
                 carry[p] = gh - gh / tau
                 if bx:
-                    dcur[0, b, c, p] += d
+                    dt[p] += d
                 else:
-                    dcur[t, b, c, p] = d
+                    dt[p] = d
             if not bx:
                 xt = x[t, b, c]
-                dt = dcur[t, b, c]
                 for p in range(HW):
                     sb[p] += dt[p]
                     sg[p] += dt[p] * ((xt[p] - m) * rs)
