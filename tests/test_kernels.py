@@ -162,6 +162,29 @@ def test_lif_forward_matches_reference(rng, kw, dtype):
     assert s.dtype == dtype and set(np.unique(s)) <= {0, 1}
 
 
+@pytest.mark.parametrize("tau", [2.0, 4.0, 0.5, 3.0, 1.7])
+def test_lif_float32_is_bit_exact_for_any_tau(rng, tau):
+    """A power-of-two tau divides by multiplying with its exact reciprocal; any other tau
+    divides. Either way float32 results equal IEEE float32 arithmetic done step by step."""
+    x = (rng.standard_normal((6, 500)) * 1.5 + 0.8).astype(np.float32)
+    s, h, _ = F.lif_forward(x, tau, 1.0, 0.0, True)
+    t32, one = np.float32(tau), np.float32(1)
+    v = np.zeros(500, np.float32)
+    for t in range(6):
+        ref_h = v + (x[t] - v) / t32
+        np.testing.assert_array_equal(h[t], ref_h)
+        v = np.where(ref_h >= one, np.float32(0), ref_h)
+    ds = rng.standard_normal(h.shape).astype(np.float32)
+    dx = F.lif_backward(ds, h, tau, 1.0, 0.0, True, True, 2.0)
+    carry = np.zeros(500, np.float32)
+    for t in reversed(range(6)):
+        z = (h[t] - one) * np.float32(np.pi / 2 * 2.0)
+        sg = np.float32(1.0) / (one + z * z)
+        gh = ds[t] * sg + carry * np.where(h[t] >= one, np.float32(0), one)
+        np.testing.assert_array_equal(dx[t], gh / t32)
+        carry = gh - gh / t32
+
+
 @pytest.mark.parametrize("kw", LIF_CASES)
 @pytest.mark.parametrize("detach_reset", [False, True])
 def test_lif_backward_matches_reference(rng, kw, detach_reset):

@@ -34,14 +34,15 @@ def im2col(cols, x, kh, kw, stride, pad, Ho, Wo):
                 r = (c * kh + ky) * kw + kx
                 for oy in range(Ho):
                     iy = oy * stride - pad + ky
-                    base = oy * Wo
+                    dst = cols[r, oy * Wo:(oy + 1) * Wo]  # 1-D rows: unit stride is known
                     if iy < 0 or iy >= H:
                         for ox in range(Wo):
-                            cols[r, base + ox] = 0
+                            dst[ox] = 0
                         continue
+                    src = x[c, iy]
                     for ox in range(Wo):
                         ix = ox * stride - pad + kx
-                        cols[r, base + ox] = x[c, iy, ix] if 0 <= ix < W else 0
+                        dst[ox] = src[ix] if 0 <= ix < W else 0
 
 
 @njit
@@ -56,11 +57,12 @@ def col2im(dx, cols, kh, kw, stride, pad, Ho, Wo):
                     iy = oy * stride - pad + ky
                     if iy < 0 or iy >= H:
                         continue
-                    base = oy * Wo
+                    src = cols[r, oy * Wo:(oy + 1) * Wo]
+                    dst = dx[c, iy]
                     for ox in range(Wo):
                         ix = ox * stride - pad + kx
                         if 0 <= ix < W:
-                            dx[c, iy, ix] += cols[r, base + ox]
+                            dst[ix] += src[ox]
 
 
 @njit
@@ -69,8 +71,9 @@ def _nonzero_fraction(x):
     k = 0
     for c in range(C):
         for i in range(H):
+            row = x[c, i]
             for j in range(W):
-                if x[c, i, j] != 0:
+                if row[j] != 0:
                     k += 1
     return k / (C * H * W)
 
@@ -126,8 +129,9 @@ def conv2d_forward(y, n_sparse, x, w2, wT, kh, kw, stride, pad, sparse_below, co
             fill(ybuf, 0)
             _scatter(ybuf, x[n], wT, kh, kw, stride, pad, Ho, Wo, True)
             for o in range(O):
+                yr = y[n, o]
                 for p in range(HW):
-                    y[n, o, p] = ybuf[p, o]
+                    yr[p] = ybuf[p, o]
             count += 1
         else:
             im2col(cbuf, x[n], kh, kw, stride, pad, Ho, Wo)
@@ -162,15 +166,17 @@ def conv2d_backward(dx, dwT, dy, x, w2, wT, U, kh, kw, stride, pad, sparse_below
                 d = dy[n].reshape(O, HW)
                 if _nonzero_fraction(x[n]) < sparse_below:
                     for o in range(O):
+                        dr = d[o]
                         for p in range(HW):
-                            gbuf[p, o] = d[o, p]
+                            gbuf[p, o] = dr[p]
                     _scatter(acc, x[n], gbuf, kh, kw, stride, pad, Ho, Wo, False)
                 else:
                     im2col(cbuf, x[n], kh, kw, stride, pad, Ho, Wo)
                     np.dot(cbuf, d.T, tbuf)
                     for r in range(Ckk):
+                        ar, tr = acc[r], tbuf[r]
                         for o in range(O):
-                            acc[r, o] += tbuf[r, o]
+                            ar[o] += tr[o]
         if need_dx:
             if wino:
                 conv3x3_input_grad(dx, dy, U, images, wscratch[tid])

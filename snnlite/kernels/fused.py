@@ -14,22 +14,23 @@ out (T, B, C, Ho*Wo) pooled or (T, B, C, H*W) spikes.
 import numpy as np
 
 from .._config import njit_exact
+from .lif import _div, _reciprocal
 from .util import copy, fill
 
 
 @njit_exact
 def _pool_sum(out, spk, k, W, inv):
-    """out (Ho*Wo,) <- k x k window sums of spk (H*W,) times inv."""
+    """out (Ho*Wo,) <- k x k window sums of spk (H*W,) times inv. Spikes are 0 or 1, so
+    the sums are exact in any order; the order is chosen for unit-stride inner loops."""
     Wo = W // k
     for q in range(out.shape[0]):
         out[q] = 0  # (Ho*Wo,): a short loop
     for y in range(spk.shape[0] // W):
-        row = (y // k) * Wo
-        for xo in range(Wo):
-            acc = out[row + xo]
-            for b in range(k):
-                acc += spk[y * W + xo * k + b]
-            out[row + xo] = acc
+        o = out[(y // k) * Wo:(y // k + 1) * Wo]
+        r = spk[y * W:(y + 1) * W]
+        for b in range(k):
+            for xo in range(Wo):
+                o[xo] += r[xo * k + b]
     for q in range(out.shape[0]):
         out[q] = out[q] * inv
 
@@ -39,11 +40,11 @@ def _unpool(ds, g, k, W, inv):
     """ds (H*W,) <- g (Ho*Wo,) * inv spread over each k x k window."""
     Wo = W // k
     for y in range(ds.shape[0] // W):
-        row = (y // k) * Wo
-        for xo in range(Wo):
-            v = g[row + xo] * inv
-            for b in range(k):
-                ds[y * W + xo * k + b] = v
+        gr = g[(y // k) * Wo:(y // k + 1) * Wo]
+        r = ds[y * W:(y + 1) * W]
+        for b in range(k):
+            for xo in range(Wo):
+                r[xo * k + b] = gr[xo] * inv
 
 
 @njit_exact
@@ -58,6 +59,7 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
     has_res = res.size > 0
     r = v_reset if hard_reset else v_reset - v_reset
     one = tau / tau
+    itau, pow2 = _reciprocal(tau)
     zero = one - one
     inv = 1.0 / (pool * pool)
     hs = np.empty(HW, x.dtype)  # stands in for h when it is not kept
@@ -80,15 +82,14 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
                 rt = res[t, b, c]
                 for p in range(HW):
                     tot_in[p] = cur[p] + rt[p]
-            else:
-                copy(tot_in, cur)
+            inp = tot_in if has_res else cur
             ht = h[t, b, c] if save_h else hs
             for p in range(HW):
                 vj = v[p]
                 if decay_input:
-                    hj = vj + (tot_in[p] - (vj - r)) / tau
+                    hj = vj + _div(inp[p] - (vj - r), tau, itau, pow2)
                 else:
-                    hj = vj - (vj - r) / tau + tot_in[p]
+                    hj = vj - _div(vj - r, tau, itau, pow2) + inp[p]
                 ht[p] = hj
                 fire = hj >= v_th
                 spk[p] = one if fire else zero
@@ -119,6 +120,7 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
     T, B, C, HW = h.shape
     bx = x.shape[0] == 1
     one = tau / tau
+    itau, pow2 = _reciprocal(tau)
     zero = one - one
     inv = 1.0 / (pool * pool)
     for k in range(lo, hi):
@@ -148,8 +150,9 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
                 else:
                     rg = one if detach_reset else one - v_th * sgv
                 gh = ds[p] * sgv + carry[p] * rg
-                d = gh / tau if decay_input else gh
-                carry[p] = gh - gh / tau
+                gt = _div(gh, tau, itau, pow2)
+                d = gt if decay_input else gh
+                carry[p] = gh - gt
                 if bx:
                     dt[p] += d
                 else:

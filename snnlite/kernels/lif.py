@@ -18,11 +18,25 @@ Arrays are (T, M) with the neurons flattened; an input with a leading dimension 
 same current at every step (direct coding). Each call computes neurons lo..hi-1, in blocks
 with the time loop outside the block so that the inner loop vectorises.
 """
+import math
+
 import numpy as np
 
 from .._config import njit_exact
 
 BLOCK = 512
+
+
+@njit_exact
+def _reciprocal(tau):
+    """(1 / tau, whether tau is a power of two): then x * (1 / tau) is exactly x / tau
+    (both round the same real number once), and a multiplication is far cheaper."""
+    return (tau / tau) / tau, math.frexp(tau)[0] == 0.5
+
+
+@njit_exact
+def _div(x, tau, itau, pow2):
+    return x * itau if pow2 else x / tau
 
 
 @njit_exact
@@ -33,23 +47,25 @@ def lif_forward(s, h, v, x, tau, v_th, v_reset, decay_input, hard_reset, lo, hi)
     bx = x.shape[0] == 1
     r = v_reset if hard_reset else v_reset - v_reset  # the charge leaks towards 0 under soft reset
     one = tau / tau
+    itau, pow2 = _reciprocal(tau)
     zero = tau - tau
     for b0 in range(lo, hi, BLOCK):
         b1 = min(hi, b0 + BLOCK)
         for t in range(T):
             xt = x[0] if bx else x[t]
+            ht, st = h[t], s[t]  # 1-D rows in the inner loop: it vectorises
             for j in range(b0, b1):
                 vj = v[j]
                 if decay_input:
-                    hj = vj + (xt[j] - (vj - r)) / tau
+                    hj = vj + _div(xt[j] - (vj - r), tau, itau, pow2)
                 else:
-                    hj = vj - (vj - r) / tau + xt[j]
-                h[t, j] = hj
+                    hj = vj - _div(vj - r, tau, itau, pow2) + xt[j]
+                ht[j] = hj
                 if hj >= v_th:
-                    s[t, j] = one
+                    st[j] = one
                     v[j] = v_reset if hard_reset else hj - v_th
                 else:
-                    s[t, j] = zero
+                    st[j] = zero
                     v[j] = hj
 
 
@@ -63,12 +79,14 @@ def lif_backward(dx, ds, h, tau, v_th, v_reset, decay_input, hard_reset, detach_
     """
     T, M = h.shape
     one = tau / tau
+    itau, pow2 = _reciprocal(tau)
     for b0 in range(lo, hi, BLOCK):
         b1 = min(hi, b0 + BLOCK)
         carry = np.zeros(b1 - b0, h.dtype)
         for t in range(T - 1, -1, -1):
+            ht, dst, dxt = h[t], ds[t], dx[t]
             for j in range(b0, b1):
-                hj = h[t, j]
+                hj = ht[j]
                 z = (hj - v_th) * sg_scale
                 sg = sg_half_alpha / (one + z * z)
                 if hard_reset:
@@ -77,6 +95,7 @@ def lif_backward(dx, ds, h, tau, v_th, v_reset, decay_input, hard_reset, detach_
                         rg = rg + (v_reset - hj) * sg
                 else:
                     rg = one if detach_reset else one - v_th * sg
-                gh = ds[t, j] * sg + carry[j - b0] * rg
-                dx[t, j] = gh / tau if decay_input else gh
-                carry[j - b0] = gh - gh / tau
+                gh = dst[j] * sg + carry[j - b0] * rg
+                gt = _div(gh, tau, itau, pow2)
+                dxt[j] = gt if decay_input else gh
+                carry[j - b0] = gh - gt

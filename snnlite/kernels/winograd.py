@@ -68,8 +68,9 @@ def input_transform(V, col0, dy, pad, s):
     th, tw = H // 2, W // 2
     for o in range(O):
         for i in range(H):
+            dst, src = pad[i + 1], dy[o, i]
             for j in range(W):
-                pad[i + 1, j + 1] = dy[o, i, j]
+                dst[j + 1] = src[j]
         for ti in range(th):
             r0, r1, r2, r3 = pad[2 * ti], pad[2 * ti + 1], pad[2 * ti + 2], pad[2 * ti + 3]
             for q in range(W + 2):  # B^T on the rows
