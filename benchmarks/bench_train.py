@@ -48,7 +48,8 @@ def worker(args):
         opt.step()
         print(json.dumps({"first_step_s": time.time() - t_start}))
         return
-    out = bench.measure(args.model, args.T, args.batch_size, args.steps, args.warmup, images)
+    out = bench.measure(args.model, args.T, args.batch_size, args.steps, args.warmup, images,
+                        args.weights)
     print(json.dumps(out))
 
 
@@ -69,6 +70,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--torch-python", default=os.environ.get("SNNLITE_TORCH_PYTHON"),
                    help="interpreter with torch + spikingjelly for the reference")
+    p.add_argument("--weights", default=None, help="checkpoint of a trained model: measure "
+                   "snnlite at its firing rates (default: a fresh initialisation)")
     p.add_argument("--no-jit", action="store_true", help="skip the cold/warm start figures")
     p.add_argument("--json", default=None, help="also write the results here")
     # worker mode
@@ -87,6 +90,8 @@ def main(argv=None):
     configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
     me = [sys.executable, str(Path(__file__).resolve()), "--worker", "--model", args.model,
           "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    if args.weights:
+        me += ["--weights", str(Path(args.weights).resolve())]
     ref = [args.torch_python, str(HERE / "torch_reference.py"), "--steps", str(args.steps),
            "--warmup", str(args.warmup + 1)] if args.torch_python else None
     runs = {c: {"snnlite": [], "torch": []} for c in configs}
@@ -110,7 +115,8 @@ def main(argv=None):
             continue
         row = dict(T=T, batch=B, train_img_s=med(s, "train_img_s"),
                    infer_img_s=med(s, "infer_img_s"), peak_rss_mb=med(s, "peak_rss_mb"),
-                   train_img_s_runs=[round(x["train_img_s"], 1) for x in s])
+                   train_img_s_runs=[round(x["train_img_s"], 1) for x in s],
+                   spike_rate=s[0].get("spike_rate"))
         row["train_gflops"] = row["train_img_s"] * s[0]["train_flops_per_img"] / 1e9
         row["train_peak_fraction"] = row["train_gflops"] / peak
         row["infer_gflops"] = row["infer_img_s"] * s[0]["infer_flops_per_img"] / 1e9
@@ -140,7 +146,8 @@ def main(argv=None):
 
     result = dict(model=args.model, machine=dict(cpus=os.cpu_count(), machine=platform.machine(),
                                                  python=platform.python_version()),
-                  sgemm_gflops=peak, input=s[0]["input"] if rows else None, configs=rows,
+                  sgemm_gflops=peak, input=s[0]["input"] if rows else None,
+                  weights=args.weights, configs=rows,
                   jit=jit, env_note=env_note, errors=errors,
                   command="python benchmarks/bench_train.py " + " ".join(argv or sys.argv[1:]))
     _print(result)
@@ -152,19 +159,23 @@ def main(argv=None):
 
 def _print(r):
     print(f"model {r['model']} | {r['machine']['cpus']} CPUs | numpy sgemm "
-          f"{r['sgemm_gflops']:.0f} GFLOP/s | input: {r['input']}")
+          f"{r['sgemm_gflops']:.0f} GFLOP/s | input: {r['input']} | weights: "
+          f"{r.get('weights') or 'fresh initialisation'}")
     if r["env_note"]:
         print(f"note: {', '.join(r['env_note'])} set in the environment")
-    head = ["T", "B", "train img/s", "GFLOP/s", "of peak", "infer img/s", "RSS MB",
+    head = ["T", "B", "spike rate", "train img/s", "GFLOP/s", "of peak", "infer img/s", "RSS MB",
             "torch train", "torch infer", "torch RSS", "speedup", "RSS ratio"]
     print("  ".join(f"{h:>11}" for h in head))
     for c in r["configs"]:
-        vals = [c["T"], c["batch"], c["train_img_s"], c["train_gflops"],
+        vals = [c["T"], c["batch"], c.get("spike_rate"), c["train_img_s"], c["train_gflops"],
                 c["train_peak_fraction"], c["infer_img_s"], c["peak_rss_mb"],
                 c.get("torch_train_img_s"), c.get("torch_infer_img_s"),
                 c.get("torch_peak_rss_mb"), c.get("train_speedup"), c.get("rss_ratio")]
-        print("  ".join(f"{'-':>11}" if v is None else f"{v:>11.2f}" if isinstance(v, float)
-                        else f"{v:>11}" for v in vals))
+        cells = [f"{'-':>11}" if v is None else f"{v:>11.2f}" if isinstance(v, float)
+                 else f"{v:>11}" for v in vals]
+        if c.get("spike_rate") is not None:
+            cells[2] = f"{c['spike_rate']:>11.4f}"
+        print("  ".join(cells))
     if r["jit"]:
         print(f"JIT: cold start {r['jit']['cold_start_s']:.1f} s, warm start "
               f"{r['jit']['warm_start_s']:.1f} s (process start to first training step)")

@@ -58,6 +58,18 @@ def dense_flops(model, T, train, image_shape=(3, 32, 32)):
     return 2 * total * T
 
 
+def spike_rate(model, inp):
+    """Spikes per neuron per step over all spiking layers for input ``inp`` [T, B, ...]."""
+    from .transfer import neuron_counts, spiking_layers
+    lifs = spiking_layers(model)
+    if not lifs:
+        return None
+    model.forward(inp)
+    spikes = sum(m.spike_count for _, m in lifs)
+    neurons = sum(neuron_counts(model, inp.shape[2:]).values())
+    return spikes / (neurons * inp.shape[0] * inp.shape[1])
+
+
 def bench_images(B, path=None):
     """(x [B, 3, 32, 32] in [0, 1], y [B], source): real images from the CIFAR-10 subset at
     ``path`` if given and present, else uniform noise."""
@@ -75,10 +87,21 @@ def bench_images(B, path=None):
 
 
 def measure(model_name="cifarnet_small", T=8, batch_size=32, steps=5, warmup=2,
-            images=None):
-    """Median training and inference img/s of ``model_name`` on one repeated batch."""
+            images=None, weights=None):
+    """Median training and inference img/s of ``model_name`` on one repeated batch.
+
+    Speed depends on how often neurons fire (spike inputs take the event path), so
+    ``weights``, a checkpoint of a trained model, measures at its firing rates instead of
+    those of a fresh initialisation; ``spike_rate`` reports the mean over spiking layers.
+    """
     x, y, source = images if images is not None else bench_images(batch_size)
-    model = models.build(model_name)
+    if weights is None:
+        model = models.build(model_name)
+    else:
+        from .train import load_model
+        model, cfg = load_model(weights)
+        if cfg.model != model_name:
+            raise ValueError(f"weights: {weights} holds a {cfg.model}, not a {model_name}")
     opt = optim.SGD(model.parameters(), lr=0.01)
     inp = encoding.direct(data.normalize(x, data.CIFAR10_MEAN, data.CIFAR10_STD), T)
 
@@ -101,8 +124,10 @@ def measure(model_name="cifarnet_small", T=8, batch_size=32, steps=5, warmup=2,
     train_img_s = timed(train_step)
     model.eval()
     infer_img_s = timed(lambda: model.forward(inp))
+    rate = spike_rate(model, inp)
     model.train()
     return dict(framework="snnlite", model=model_name, T=T, batch=batch_size, input=source,
+                weights=None if weights is None else str(weights), spike_rate=rate,
                 train_img_s=train_img_s, infer_img_s=infer_img_s,
                 train_flops_per_img=dense_flops(model, T, True),
                 infer_flops_per_img=dense_flops(model, T, False),

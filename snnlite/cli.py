@@ -78,7 +78,8 @@ def _cmd_bench(args):
     peak = bench.sgemm_gflops()
     rows = []
     for T in args.T:
-        r = bench.measure(args.model, T, args.batch_size, args.steps, args.warmup, images)
+        r = bench.measure(args.model, T, args.batch_size, args.steps, args.warmup, images,
+                          args.weights)
         r["train_gflops"] = r["train_img_s"] * r["train_flops_per_img"] / 1e9
         r["train_peak_fraction"] = r["train_gflops"] / peak
         r["sgemm_gflops"] = peak
@@ -88,8 +89,8 @@ def _cmd_bench(args):
     else:
         print(f"{args.model}, batch {args.batch_size}, input {rows[0]['input']}; numpy sgemm "
               f"{peak:.0f} GFLOP/s")
-        _print_table(["T", "train_img_s", "train_gflops", "train_peak_fraction", "infer_img_s",
-                      "peak_rss_mb"], rows)
+        _print_table(["T", "spike_rate", "train_img_s", "train_gflops", "train_peak_fraction",
+                      "infer_img_s", "peak_rss_mb"], rows)
     return 0
 
 
@@ -149,6 +150,8 @@ def build_parser():
     b.add_argument("--warmup", type=int, default=2)
     b.add_argument("--data", default=None, help="cifar10-mini.npz for real images "
                    "(default: uniform noise)")
+    b.add_argument("--weights", default=None, help="checkpoint of a trained model: speed "
+                   "at its firing rates (default: a fresh initialisation)")
     b.add_argument("--format", default="table", choices=["table", "json"])
     b.set_defaults(func=_cmd_bench)
 

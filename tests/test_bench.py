@@ -27,3 +27,30 @@ def test_bench_command_reports_throughput():
     (row,) = json.loads(out.stdout)
     assert row["T"] == 2 and row["train_img_s"] > 0 and row["infer_img_s"] > 0
     assert 0 < row["train_peak_fraction"] and row["sgemm_gflops"] > 0
+
+
+def test_bench_with_trained_weights_reports_their_spike_rate(tmp_path):
+    """--weights measures at a checkpoint's firing rates: with every batch-norm scale
+    multiplied by 4 more neurons cross the threshold, so the rate must rise."""
+    import dataclasses
+
+    from snnlite.bench import bench_images, measure
+    from snnlite.io.checkpoint import save_checkpoint
+    from snnlite.train import TrainConfig
+
+    m = snnlite.models.cifarnet_small()
+    state = m.state_dict()
+    for k in state:
+        if k.endswith(".weight") and state[k].ndim == 1:  # batch-norm scales
+            state[k] = state[k] * 4
+    ck = tmp_path / "m.h5"
+    save_checkpoint(ck, state, dataclasses.asdict(TrainConfig(T=2)), {"epoch": 0, "step": 0})
+    images = bench_images(4)
+    fresh = measure("cifarnet_small", 2, 4, 1, 1, images)
+    hot = measure("cifarnet_small", 2, 4, 1, 1, images, weights=ck)
+    assert hot["weights"] == str(ck) and fresh["weights"] is None
+    assert 0 <= fresh["spike_rate"] < hot["spike_rate"] <= 1
+    out = subprocess.run([sys.executable, "-m", "snnlite", "bench", "--T", "2", "--batch-size",
+                          "4", "--steps", "1", "--warmup", "1", "--format", "json",
+                          "--weights", str(ck)], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)[0]["spike_rate"] == hot["spike_rate"]
