@@ -279,3 +279,26 @@ def test_linear_matches_reference_and_gradcheck(rng):
         return float((F.linear_forward(x, w, b) * g).sum())
 
     directional_check(f, [x, w, b], [dx, dw, db], rng, names=["x", "weight", "bias"])
+
+
+def test_kernel_cache_is_keyed_by_all_kernel_sources(tmp_path, monkeypatch):
+    """A change to any kernel file (not just the caller's own) selects a fresh cache."""
+    import shutil
+    from pathlib import Path
+
+    import snnlite
+    from snnlite import _config
+    src = Path(snnlite.__file__).parent
+    root = tmp_path / "pkg"
+    shutil.copytree(src / "kernels", root / "kernels",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(src / "_config.py", root / "_config.py")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    before = _config.kernel_cache_dir(root)
+    assert before.startswith(str(tmp_path / "cache")) and before == _config.kernel_cache_dir(root)
+    with open(root / "kernels" / "winograd.py", "a") as f:
+        f.write("\n# edited\n")
+    assert _config.kernel_cache_dir(root) != before
+    from snnlite.kernels import conv
+    path = getattr(getattr(conv.conv2d_backward, "_cache", None), "_cache_path", "")
+    assert "kernels-" in path or not _config.CACHE  # the kernels do use that folder

@@ -9,8 +9,9 @@ input tile with 16 multiplications instead of 36, so the GEMM work falls 2.25x:
 
 with the transform matrices below. In matrix form, for each of the 16 tile positions k:
 M[k] (C, tiles) = U[k] (C, O) @ V[k] (O, tiles). Tiles of several images are laid side by
-side so that the GEMMs stay wide on small feature maps. H and W must be even (the caller
-falls back to im2col otherwise). Rounding differs from the direct sum by a few ulps (the
+side so that the GEMMs stay wide on small feature maps; each row of tiles carries one unused
+column so that every transform is a flat, vectorisable loop. H and W must be even (the
+caller falls back to im2col otherwise). Rounding differs from the direct sum by a few ulps (the
 transforms only add, subtract and halve).
 
     B^T = [1  0 -1  0]    G = [ 1    0    0 ]    A^T = [1  1  1  0]
@@ -27,7 +28,7 @@ from .._config import njit
 def winograd_group(H, W):
     """Images side by side per set of GEMMs: one, or a few when the map is tiny (measured:
     larger groups lose more to cache misses than they gain in GEMM width)."""
-    return max(1, 32 // ((H // 2) * (W // 2)))
+    return max(1, 32 // ((H // 2) * (W // 2 + 1)))
 
 
 def usable(kh, kw, stride, pad, H, W):
@@ -58,67 +59,106 @@ def weight_transform(U, w):
 
 
 @njit
-def input_transform(V, col0, dy, pad, s):
-    """V[:, o, col0 + tile] <- B^T d B for every 4x4 tile d of dy (O, H, W) zero-padded by 1
-    (tile (ti, tj) covers padded rows 2ti..2ti+3 and columns 2tj..2tj+3).
+def input_transform(V, col0, dy, P, S):
+    """V[:, o, col0:col0 + n] <- B^T d B for the 4x4 tiles d of every plane o of dy
+    (O, H, W) zero-padded by 1; tile (i, j) covers padded rows 2i..2i+3 and columns
+    2j..2j+3 and lands in column i * W1 + j (W1 = W/2 + 1: one unused column per tile row
+    keeps every loop below a flat unit-stride loop, so they all vectorise).
 
-    Scratch: pad (H + 2, W + 2) with a zero border, s (4, W + 2).
+    Scratch: P (4, (H/2 + 1) * W1 + 1) zeroed by the caller (only the data positions are
+    written here), S (8, n + 1) with n = H/2 * W1.
     """
     O, H, W = dy.shape
     th, tw = H // 2, W // 2
+    W1 = tw + 1
+    n = th * W1
     for o in range(O):
-        for i in range(H):
-            dst, src = pad[i + 1], dy[o, i]
-            for j in range(W):
-                dst[j + 1] = src[j]
-        for ti in range(th):
-            r0, r1, r2, r3 = pad[2 * ti], pad[2 * ti + 1], pad[2 * ti + 2], pad[2 * ti + 3]
-            for q in range(W + 2):  # B^T on the rows
-                s[0, q] = r0[q] - r2[q]
-                s[1, q] = r1[q] + r2[q]
-                s[2, q] = r2[q] - r1[q]
-                s[3, q] = r1[q] - r3[q]
-            base = col0 + ti * tw
-            for a in range(4):  # ... and B on the columns
-                sa = s[a]
-                v0, v1, v2, v3 = V[4 * a, o], V[4 * a + 1, o], V[4 * a + 2, o], V[4 * a + 3, o]
-                for tj in range(tw):
-                    d0, d1, d2, d3 = sa[2 * tj], sa[2 * tj + 1], sa[2 * tj + 2], sa[2 * tj + 3]
-                    v0[base + tj] = d0 - d2
-                    v1[base + tj] = d1 + d2
-                    v2[base + tj] = d2 - d1
-                    v3[base + tj] = d1 - d3
+        # split the padded plane by row and column parity: P[2 rp + cp, i W1 + j] =
+        # padded[2i + rp, 2j + cp] = dy[o, 2i + rp - 1, 2j + cp - 1]
+        for y in range(H):
+            rp, i = (y + 1) % 2, (y + 1) // 2
+            row = dy[o, y]
+            ev = P[2 * rp, i * W1 + 1:i * W1 + W1]  # padded columns 2, 4, .., W
+            od = P[2 * rp + 1, i * W1:i * W1 + tw]  # padded columns 1, 3, .., W - 1
+            for j in range(tw):
+                ev[j] = row[2 * j + 1]
+            for j in range(tw):
+                od[j] = row[2 * j]
+        for cp in range(2):  # B^T on the rows: padded rows 2i .. 2i+3 are P0[i], P1[i],
+            p0, p1 = P[cp], P[2 + cp]  # P0[i + 1], P1[i + 1]
+            q0, q1 = p0[W1:], p1[W1:]
+            s0, s1, s2, s3 = S[cp], S[2 + cp], S[4 + cp], S[6 + cp]
+            for t in range(n + 1):
+                s0[t] = p0[t] - q0[t]
+            for t in range(n + 1):
+                s1[t] = p1[t] + q0[t]
+            for t in range(n + 1):
+                s2[t] = q0[t] - p1[t]
+            for t in range(n + 1):
+                s3[t] = p1[t] - q1[t]
+        for a in range(4):  # ... and B on the columns: 2j, 2j+1, 2j+2, 2j+3
+            e, od = S[2 * a], S[2 * a + 1]
+            e1, o1 = e[1:], od[1:]
+            v0 = V[4 * a, o, col0:col0 + n]
+            v1 = V[4 * a + 1, o, col0:col0 + n]
+            v2 = V[4 * a + 2, o, col0:col0 + n]
+            v3 = V[4 * a + 3, o, col0:col0 + n]
+            for t in range(n):
+                v0[t] = e[t] - e1[t]
+            for t in range(n):
+                v1[t] = od[t] + e1[t]
+            for t in range(n):
+                v2[t] = e1[t] - od[t]
+            for t in range(n):
+                v3[t] = od[t] - o1[t]
 
 
 @njit
-def output_transform(dx, M, col0, u):
-    """dx (C, H, W) <- A^T m A for every 2x2 output tile, m = M[:, c, col0 + tile].
-
-    Scratch: u (8, W // 2).
-    """
+def output_transform(dx, M, col0, Ub, Y):
+    """dx (C, H, W) <- A^T m A for every 2x2 output tile, m = M[:, c, col0 + tile], tiles
+    laid out as in :func:`input_transform`. Scratch: Ub (8, n), Y (4, n)."""
     C, H, W = dx.shape
     th, tw = H // 2, W // 2
+    W1 = tw + 1
+    n = th * W1
     for c in range(C):
-        for ti in range(th):
-            base = col0 + ti * tw
-            for a in range(4):  # A^T on the columns of row a of m
-                m0, m1, m2, m3 = M[4 * a, c], M[4 * a + 1, c], M[4 * a + 2, c], M[4 * a + 3, c]
-                ue, uo = u[2 * a], u[2 * a + 1]
-                for tj in range(tw):
-                    ue[tj] = m0[base + tj] + m1[base + tj] + m2[base + tj]
-                    uo[tj] = m1[base + tj] - m2[base + tj] - m3[base + tj]
-            y0, y1 = dx[c, 2 * ti], dx[c, 2 * ti + 1]
-            for tj in range(tw):  # ... and on the rows
-                y0[2 * tj] = u[0, tj] + u[2, tj] + u[4, tj]
-                y0[2 * tj + 1] = u[1, tj] + u[3, tj] + u[5, tj]
-                y1[2 * tj] = u[2, tj] - u[4, tj] - u[6, tj]
-                y1[2 * tj + 1] = u[3, tj] - u[5, tj] - u[7, tj]
+        for a in range(4):  # A^T on the columns of row a of m
+            m0 = M[4 * a, c, col0:col0 + n]
+            m1 = M[4 * a + 1, c, col0:col0 + n]
+            m2 = M[4 * a + 2, c, col0:col0 + n]
+            m3 = M[4 * a + 3, c, col0:col0 + n]
+            ue, uo = Ub[2 * a], Ub[2 * a + 1]
+            for t in range(n):
+                ue[t] = m0[t] + m1[t] + m2[t]
+            for t in range(n):
+                uo[t] = m1[t] - m2[t] - m3[t]
+        for cp in range(2):  # ... and on the rows: Y[2 rp + cp] = output (2i + rp, 2j + cp)
+            u0, u1, u2, u3 = Ub[cp], Ub[2 + cp], Ub[4 + cp], Ub[6 + cp]
+            y0, y1 = Y[cp], Y[2 + cp]
+            for t in range(n):
+                y0[t] = u0[t] + u1[t] + u2[t]
+            for t in range(n):
+                y1[t] = u1[t] - u2[t] - u3[t]
+        for i in range(th):
+            for rp in range(2):
+                row = dx[c, 2 * i + rp]
+                ye = Y[2 * rp, i * W1:i * W1 + tw]
+                yo = Y[2 * rp + 1, i * W1:i * W1 + tw]
+                for j in range(tw):
+                    row[2 * j] = ye[j]
+                    row[2 * j + 1] = yo[j]
+
+
+def _cols(H, W):
+    return (H // 2) * (W // 2 + 1)
 
 
 def scratch_size(C, O, H, W):
     """Floats of scratch :func:`conv3x3_input_grad` needs per worker."""
-    cols = winograd_group(H, W) * (H // 2) * (W // 2)
-    return 16 * (O + C) * cols + (H + 2) * (W + 2) + 4 * (W + 2) + 8 * (W // 2)
+    n = _cols(H, W)
+    ncols = winograd_group(H, W) * n
+    return 16 * (O + C) * ncols + 4 * ((H // 2 + 1) * (W // 2 + 1) + 1) + 8 * (n + 1) \
+        + 8 * n + 4 * n
 
 
 @njit
@@ -131,25 +171,26 @@ def conv3x3_input_grad(dx, dy, U, images, scratch):
     """
     C, O = U.shape[1], U.shape[2]
     H, W = dy.shape[2], dy.shape[3]
-    nt = (H // 2) * (W // 2)
-    ncols = images.shape[0] * nt
+    W1 = W // 2 + 1
+    n = (H // 2) * W1
+    ncols = images.shape[0] * n
+    np_ = (H // 2 + 1) * W1 + 1
     k = 0
     V = scratch[k:k + 16 * O * ncols].reshape(16, O, ncols)
     k += 16 * O * ncols
     M = scratch[k:k + 16 * C * ncols].reshape(16, C, ncols)
     k += 16 * C * ncols
-    pad = scratch[k:k + (H + 2) * (W + 2)].reshape(H + 2, W + 2)
-    k += (H + 2) * (W + 2)
-    s = scratch[k:k + 4 * (W + 2)].reshape(4, W + 2)
-    k += 4 * (W + 2)
-    u = scratch[k:k + 8 * (W // 2)].reshape(8, W // 2)
-    pad[0, :] = 0  # the border; input_transform writes only the interior
-    pad[H + 1, :] = 0
-    pad[:, 0] = 0
-    pad[:, W + 1] = 0
+    P = scratch[k:k + 4 * np_].reshape(4, np_)
+    k += 4 * np_
+    S = scratch[k:k + 8 * (n + 1)].reshape(8, n + 1)
+    k += 8 * (n + 1)
+    Ub = scratch[k:k + 8 * n].reshape(8, n)
+    k += 8 * n
+    Y = scratch[k:k + 4 * n].reshape(4, n)
+    P[:, :] = 0  # the padding; input_transform writes only the data positions
     for g in range(images.shape[0]):
-        input_transform(V, g * nt, dy[images[g]], pad, s)
+        input_transform(V, g * n, dy[images[g]], P, S)
     for t in range(16):
         np.dot(U[t], V[t], M[t])
     for g in range(images.shape[0]):
-        output_transform(dx[images[g]], M, g * nt, u)
+        output_transform(dx[images[g]], M, g * n, Ub, Y)
