@@ -16,20 +16,20 @@ def bn_stats(mean, var, x, lo, hi):
     lo..hi-1."""
     N, C, L = x.shape
     for c in range(lo, hi):
+        # one pass over x, float64 sums of d = x - x0 and d^2; shifting by a sample x0
+        # keeps E[d^2] - E[d]^2 free of cancellation when |mean| >> std
+        x0 = np.float64(x[0, c, 0])
         s = 0.0
-        for n in range(N):
-            xr = x[n, c]  # 1-D rows in inner loops: known unit stride, they vectorise
-            for i in range(L):
-                s += xr[i]
-        m = s / (N * L)
         q = 0.0
         for n in range(N):
             xr = x[n, c]
             for i in range(L):
-                d = xr[i] - m
+                d = np.float64(xr[i]) - x0
+                s += d
                 q += d * d
-        mean[c] = m
-        var[c] = q / (N * L)
+        md = s / (N * L)
+        mean[c] = x0 + md
+        var[c] = max(q / (N * L) - md * md, 0.0)
 
 
 @njit

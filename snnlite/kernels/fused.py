@@ -109,6 +109,15 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
 
 
 @njit_exact
+def _accumulate(sb, sx, d, x):
+    """sb += d, sx += d * x elementwise, in float64."""
+    for p in range(d.shape[0]):
+        sb[p] += d[p]
+    for p in range(d.shape[0]):
+        sx[p] += np.float64(d[p]) * x[p]
+
+
+@njit_exact
 def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, decay_input,
                     hard_reset, detach_reset, sg_half_alpha, sg_scale, pool, W, lo, hi):
     """BPTT through LIF (and the pooling after it) down to the BN output.
@@ -158,20 +167,13 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
                 else:
                     dt[p] = d
             if not bx:
-                xt = x[t, b, c]
-                for p in range(HW):
-                    sb[p] += dt[p]
-                    sg[p] += dt[p] * ((xt[p] - m) * rs)
+                _accumulate(sb, sg, dt, x[t, b, c])
         if bx:
-            xt = x[0, b, c]
-            dt = dcur[0, b, c]
-            for p in range(HW):
-                sb[p] += dt[p]
-                sg[p] += dt[p] * ((xt[p] - m) * rs)
+            _accumulate(sb, sg, dcur[0, b, c], x[0, b, c])
         s0 = 0.0
         s1 = 0.0
         for p in range(HW):
             s0 += sb[p]
             s1 += sg[p]
         sums[k, 0] = s0
-        sums[k, 1] = s1
+        sums[k, 1] = rs * (s1 - m * s0)  # sum of dcur * xhat, xhat = (x - m) * rs
