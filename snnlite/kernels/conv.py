@@ -16,7 +16,6 @@ import numpy as np
 
 from .._config import njit
 from .util import fill
-from .winograd import conv3x3_input_grad, winograd_group
 
 
 @njit
@@ -140,48 +139,37 @@ def conv2d_forward(y, n_sparse, x, w2, wT, kh, kw, stride, pad, sparse_below, co
 
 
 @njit
-def conv2d_backward(dx, dwT, dy, x, w2, wT, U, kh, kw, stride, pad, sparse_below, need_dx,
-                    need_dw, cols, dyT, tmp, wscratch, tid, P):
+def conv2d_backward(dx, dwT, dy, x, w2, wT, kh, kw, stride, pad, sparse_below, need_dx,
+                    need_dw, cols, dyT, tmp, tid, P):
     """Gradients of y = conv(x, w) given dy (N, O, Ho, Wo), images tid, tid + P, ...
 
     dx (N, C, H, W) <- input gradient (if need_dx; fully overwritten);
     dwT[tid] (Ckk, O) += this worker's share of the weight gradient (if need_dw).
     Scratch of this worker: cols[tid] (Ckk, Ho*Wo), dyT[tid] (Ho*Wo, O), tmp[tid] (Ckk, O).
-    A non-empty U (16, C, O) selects the Winograd input gradient (3x3, stride 1, padding 1,
-    even sizes; see :mod:`.winograd`) with this worker's scratch wscratch[tid]; groups of
-    ``winograd_group`` images share its GEMMs.
+    (The Winograd input gradient is a separate kernel, :func:`.winograd.input_grad`.)
     """
     acc, cbuf, gbuf, tbuf = dwT[tid], cols[tid], dyT[tid], tmp[tid]
     O = dy.shape[1]
     HW = dy.shape[2] * dy.shape[3]
     Ckk = w2.shape[1]
     Ho, Wo = dy.shape[2], dy.shape[3]
-    wino = U.shape[0] > 0
-    group = winograd_group(Ho, Wo) if wino else 1
-    mine = np.arange(tid, x.shape[0], P)
-    for g0 in range(0, mine.shape[0], group):
-        images = mine[g0:g0 + group]
+    for n in range(tid, x.shape[0], P):
         if need_dw:
-            for n in images:
-                d = dy[n].reshape(O, HW)
-                if _nonzero_fraction(x[n]) < sparse_below:
-                    for o in range(O):
-                        dr = d[o]
-                        for p in range(HW):
-                            gbuf[p, o] = dr[p]
-                    _scatter(acc, x[n], gbuf, kh, kw, stride, pad, Ho, Wo, False)
-                else:
-                    im2col(cbuf, x[n], kh, kw, stride, pad, Ho, Wo)
-                    np.dot(cbuf, d.T, tbuf)
-                    for r in range(Ckk):
-                        ar, tr = acc[r], tbuf[r]
-                        for o in range(O):
-                            ar[o] += tr[o]
-        if need_dx:
-            if wino:
-                conv3x3_input_grad(dx, dy, U, images, wscratch[tid])
+            d = dy[n].reshape(O, HW)
+            if _nonzero_fraction(x[n]) < sparse_below:
+                for o in range(O):
+                    dr = d[o]
+                    for p in range(HW):
+                        gbuf[p, o] = dr[p]
+                _scatter(acc, x[n], gbuf, kh, kw, stride, pad, Ho, Wo, False)
             else:
-                for n in images:
-                    np.dot(wT, dy[n].reshape(O, HW), cbuf)
-                    fill(dx[n], 0)
-                    col2im(dx[n], cbuf, kh, kw, stride, pad, Ho, Wo)
+                im2col(cbuf, x[n], kh, kw, stride, pad, Ho, Wo)
+                np.dot(cbuf, d.T, tbuf)
+                for r in range(Ckk):
+                    ar, tr = acc[r], tbuf[r]
+                    for o in range(O):
+                        ar[o] += tr[o]
+        if need_dx:
+            np.dot(wT, dy[n].reshape(O, HW), cbuf)
+            fill(dx[n], 0)
+            col2im(dx[n], cbuf, kh, kw, stride, pad, Ho, Wo)

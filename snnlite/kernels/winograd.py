@@ -154,7 +154,7 @@ def _cols(H, W):
 
 
 def scratch_size(C, O, H, W):
-    """Floats of scratch :func:`conv3x3_input_grad` needs per worker."""
+    """Floats of scratch :func:`input_grad` needs per worker."""
     n = _cols(H, W)
     ncols = winograd_group(H, W) * n
     return 16 * (O + C) * ncols + 4 * ((H // 2 + 1) * (W // 2 + 1) + 1) + 8 * (n + 1) \
@@ -162,35 +162,40 @@ def scratch_size(C, O, H, W):
 
 
 @njit
-def conv3x3_input_grad(dx, dy, U, images, scratch):
-    """dx[n] (C, H, W) <- input gradient for n in ``images`` (at most
-    ``winograd_group(H, W)`` of them, laid side by side for the GEMMs).
+def input_grad(dx, dy, U, scratch, tid, P):
+    """dx[n] (C, H, W) <- input gradient for images n = tid, tid + P, ... (worker tid of P),
+    ``winograd_group(H, W)`` images side by side per set of GEMMs.
 
-    dy (N, O, H, W); U (16, C, O) from :func:`weight_transform`; scratch: flat, of
-    ``scratch_size(C, O, H, W)`` floats or more, contents undefined.
+    dy (N, O, H, W); U (16, C, O) from :func:`weight_transform`; scratch[tid]: flat, of
+    ``scratch_size(C, O, H, W)`` floats or more, contents undefined. (One function rather
+    than a loop around a per-group call: numba re-optimises every callee inside its caller,
+    so each extra level costs compile time.)
     """
     C, O = U.shape[1], U.shape[2]
     H, W = dy.shape[2], dy.shape[3]
     W1 = W // 2 + 1
     n = (H // 2) * W1
-    ncols = images.shape[0] * n
     np_ = (H // 2 + 1) * W1 + 1
-    k = 0
-    V = scratch[k:k + 16 * O * ncols].reshape(16, O, ncols)
-    k += 16 * O * ncols
-    M = scratch[k:k + 16 * C * ncols].reshape(16, C, ncols)
-    k += 16 * C * ncols
-    P = scratch[k:k + 4 * np_].reshape(4, np_)
+    group = winograd_group(H, W)
+    buf = scratch[tid]
+    k = 16 * (O + C) * group * n
+    P_ = buf[k:k + 4 * np_].reshape(4, np_)
     k += 4 * np_
-    S = scratch[k:k + 8 * (n + 1)].reshape(8, n + 1)
+    S = buf[k:k + 8 * (n + 1)].reshape(8, n + 1)
     k += 8 * (n + 1)
-    Ub = scratch[k:k + 8 * n].reshape(8, n)
+    Ub = buf[k:k + 8 * n].reshape(8, n)
     k += 8 * n
-    Y = scratch[k:k + 4 * n].reshape(4, n)
-    P[:, :] = 0  # the padding; input_transform writes only the data positions
-    for g in range(images.shape[0]):
-        input_transform(V, g * n, dy[images[g]], P, S)
-    for t in range(16):
-        np.dot(U[t], V[t], M[t])
-    for g in range(images.shape[0]):
-        output_transform(dx[images[g]], M, g * n, Ub, Y)
+    Y = buf[k:k + 4 * n].reshape(4, n)
+    P_[:, :] = 0  # the padding; input_transform writes only the data positions
+    mine = np.arange(tid, dy.shape[0], P)
+    for g0 in range(0, mine.shape[0], group):
+        images = mine[g0:g0 + group]
+        ncols = images.shape[0] * n
+        V = buf[:16 * O * ncols].reshape(16, O, ncols)
+        M = buf[16 * O * ncols:16 * (O + C) * ncols].reshape(16, C, ncols)
+        for g in range(images.shape[0]):
+            input_transform(V, g * n, dy[images[g]], P_, S)
+        for t in range(16):
+            np.dot(U[t], V[t], M[t])
+        for g in range(images.shape[0]):
+            output_transform(dx[images[g]], M, g * n, Ub, Y)

@@ -114,16 +114,15 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=Tr
     dwT = _scratch(ws, "dwT", (P, Ckk, O), x.dtype)
     dwT[:] = 0
     dx = np.empty_like(x) if need_dx else np.empty((0, C, H, W), x.dtype)
-    if need_dx and winograd and kwino.usable(kh, kw, stride, padding, H, W):
-        U = _scratch(ws, "wino_U", (16, C, O), x.dtype)
-        kwino.weight_transform(U, weight)
-        wscratch = _scratch(ws, "wino", (P, kwino.scratch_size(C, O, H, W)), x.dtype)
-    else:
-        U = np.empty((0, C, O), x.dtype)
-        wscratch = np.empty((P, 0), x.dtype)
+    wino = need_dx and winograd and kwino.usable(kh, kw, stride, padding, H, W)
     with _threads.blas_threads(1):
-        _parallel.shares(kconv.conv2d_backward, dx, dwT, dy, x, w2, wT, U, kh, kw, stride,
-                         padding, sparse_below, need_dx, need_dw, cols, dyT, tmp, wscratch)
+        _parallel.shares(kconv.conv2d_backward, dx, dwT, dy, x, w2, wT, kh, kw, stride,
+                         padding, sparse_below, need_dx and not wino, need_dw, cols, dyT, tmp)
+        if wino:
+            U = _scratch(ws, "wino_U", (16, C, O), x.dtype)
+            kwino.weight_transform(U, weight)
+            scratch = _scratch(ws, "wino", (P, kwino.scratch_size(C, O, H, W)), x.dtype)
+            _parallel.shares(kwino.input_grad, dx, dy, U, scratch)
     dw = dwT.sum(0).T.reshape(weight.shape) if need_dw else None
     return (dx if need_dx else None), dw
 
