@@ -39,15 +39,21 @@ def test_conv2d_matches_reference(rng, case, sparse_below):
     np.testing.assert_allclose(dw, rdw, rtol=1e-12, atol=1e-12)
 
 
-def test_conv2d_gradcheck(rng):
-    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
-    g = rng.standard_normal((2, 4, 3, 3))
+def _conv_gradcheck(rng, x_shape, out_channels, stride, pad):
+    """Float64 directional finite-difference check of conv2d's input and weight gradients."""
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((out_channels, x_shape[1], 3, 3))
+    g = rng.standard_normal(F.conv2d_forward(x, w, None, stride, pad).shape)
 
     def f(x, w):
-        return float((F.conv2d_forward(x, w, None, 2, 1) * g).sum())
+        return float((F.conv2d_forward(x, w, None, stride, pad) * g).sum())
 
-    dx, dw = F.conv2d_backward(g, x, w, 2, 1)
+    dx, dw = F.conv2d_backward(g, x, w, stride, pad)
     directional_check(f, [x, w], [dx, dw], rng, names=["x", "weight"])
+
+
+def test_conv2d_gradcheck(rng):
+    _conv_gradcheck(rng, (2, 3, 6, 6), 4, 2, 1)
 
 
 def test_conv2d_winograd_gradcheck_and_agreement(rng):
@@ -56,14 +62,7 @@ def test_conv2d_winograd_gradcheck_and_agreement(rng):
     from snnlite.kernels import winograd
     assert winograd.usable(3, 3, 1, 1, 8, 6) and not winograd.usable(3, 3, 1, 1, 7, 6)
     assert not winograd.usable(3, 3, 2, 1, 8, 8) and not winograd.usable(1, 1, 1, 0, 8, 8)
-    x, w = rng.standard_normal((3, 4, 8, 6)), rng.standard_normal((5, 4, 3, 3))
-    g = rng.standard_normal((3, 5, 8, 6))
-
-    def f(x, w):
-        return float((F.conv2d_forward(x, w, None, 1, 1) * g).sum())
-
-    dx, dw = F.conv2d_backward(g, x, w, 1, 1)
-    directional_check(f, [x, w], [dx, dw], rng, names=["x", "weight"])
+    _conv_gradcheck(rng, (3, 4, 8, 6), 5, 1, 1)
     for N in (1, 2, 5):  # an odd count leaves a partial group of images
         x32 = rng.standard_normal((N, 16, 4, 4)).astype(np.float32)
         w32 = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)

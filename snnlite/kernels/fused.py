@@ -63,15 +63,16 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
     zero = one - one
     inv = 1.0 / (pool * pool)
     hs = np.empty(HW, x.dtype)  # stands in for h when it is not kept
+    v = np.empty(HW, x.dtype)  # per-plane buffers, allocated once per call
+    cur = np.empty(HW, x.dtype)
+    tot_in = np.empty(HW, x.dtype)
+    spk = np.empty(HW, x.dtype)
+    tot = np.empty(HW, x.dtype)
     for k in range(lo, hi):
         b, c = k // C, k % C
         m, rs, g, bb = mean[c], rstd[c], np.float64(gamma[c]), np.float64(beta[c])
-        v = np.empty(HW, x.dtype)
-        cur = np.empty(HW, x.dtype)
-        tot_in = np.empty(HW, x.dtype)
-        spk = np.empty(HW, x.dtype)
-        tot = np.zeros(HW, x.dtype)
         fill(v, r)  # at rest: v_reset, or 0 under soft reset
+        fill(tot, 0)
         # Inner loops index 1-D rows only: unit stride is then known, and they vectorise.
         for t in range(T):
             if t == 0 or not bx:
@@ -132,13 +133,16 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
     itau, pow2 = _reciprocal(tau)
     zero = one - one
     inv = 1.0 / (pool * pool)
+    carry = np.empty(HW, h.dtype)  # per-plane buffers, allocated once per call
+    ds = np.empty(HW, h.dtype)
+    sb = np.empty(HW, np.float64)
+    sg = np.empty(HW, np.float64)
     for k in range(lo, hi):
         b, c = k // C, k % C
         m, rs = mean[c], rstd[c]
-        carry = np.zeros(HW, h.dtype)
-        ds = np.empty(HW, h.dtype)
-        sb = np.zeros(HW, np.float64)
-        sg = np.zeros(HW, np.float64)
+        fill(carry, 0)
+        fill(sb, 0)
+        fill(sg, 0)
         if bx:
             fill(dcur[0, b, c], 0)
         for t in range(T - 1, -1, -1):

@@ -25,10 +25,16 @@ from .._config import njit
 
 
 @njit
-def winograd_group(H, W):
-    """Images side by side per set of GEMMs: one, or a few when the map is tiny (measured:
-    larger groups lose more to cache misses than they gain in GEMM width)."""
-    return max(1, 32 // ((H // 2) * (W // 2 + 1)))
+def _layout(C, O, H, W):
+    """(tile columns per image n, images per GEMM group, length of a parity plane, floats of
+    scratch per worker) for :func:`input_grad`. The group is one image, or a few when the
+    map is tiny (measured: larger groups lose more to cache misses than they gain in GEMM
+    width). Scratch holds V and M, then P, S, Ub and Y."""
+    W1 = W // 2 + 1
+    n = (H // 2) * W1
+    group = max(1, 32 // n)
+    plane = (H // 2 + 1) * W1 + 1
+    return n, group, plane, 16 * (O + C) * group * n + 4 * plane + 8 * (n + 1) + 12 * n
 
 
 def usable(kh, kw, stride, pad, H, W):
@@ -149,22 +155,15 @@ def output_transform(dx, M, col0, Ub, Y):
                     row[2 * j + 1] = yo[j]
 
 
-def _cols(H, W):
-    return (H // 2) * (W // 2 + 1)
-
-
 def scratch_size(C, O, H, W):
     """Floats of scratch :func:`input_grad` needs per worker."""
-    n = _cols(H, W)
-    ncols = winograd_group(H, W) * n
-    return 16 * (O + C) * ncols + 4 * ((H // 2 + 1) * (W // 2 + 1) + 1) + 8 * (n + 1) \
-        + 8 * n + 4 * n
+    return _layout(C, O, H, W)[3]
 
 
 @njit
 def input_grad(dx, dy, U, scratch, tid, P):
     """dx[n] (C, H, W) <- input gradient for images n = tid, tid + P, ... (worker tid of P),
-    ``winograd_group(H, W)`` images side by side per set of GEMMs.
+    a group of images (see :func:`_layout`) side by side per set of GEMMs.
 
     dy (N, O, H, W); U (16, C, O) from :func:`weight_transform`; scratch[tid]: flat, of
     ``scratch_size(C, O, H, W)`` floats or more, contents undefined. (One function rather
@@ -173,10 +172,7 @@ def input_grad(dx, dy, U, scratch, tid, P):
     """
     C, O = U.shape[1], U.shape[2]
     H, W = dy.shape[2], dy.shape[3]
-    W1 = W // 2 + 1
-    n = (H // 2) * W1
-    np_ = (H // 2 + 1) * W1 + 1
-    group = winograd_group(H, W)
+    n, group, np_, _ = _layout(C, O, H, W)
     buf = scratch[tid]
     k = 16 * (O + C) * group * n
     P_ = buf[k:k + 4 * np_].reshape(4, np_)
