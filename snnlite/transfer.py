@@ -276,6 +276,8 @@ class Transfer(Trainer):
             "pearson_kl_temp_gap": pearson([h["kl_temp"] for h in hist],
                                            [h["gap"] for h in hist]),
             "points": len(hist),
+            "curve": [{k: h[k] for k in ("epoch", "test_acc", "kl", "kl_temp", "gap")}
+                      for h in hist],
             "wall_s": round(st["wall"], 1),
             "config": self.config_dict(),
         }

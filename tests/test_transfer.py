@@ -225,3 +225,8 @@ def test_example_study_writes_results_and_table(mini, teacher, tmp_path):
     assert res["rows"][1]["kl"] == pytest.approx(res["runs"]["skd"]["baseline_kl"])
     md = (tmp_path / "results.md").read_text()
     assert md.count("\n| ") == 5 and "r(KL, gap)" in md
+    curves = [res["runs"][m]["curve"] for m in ("tsf", "skd")]
+    assert [h["epoch"] for h in curves[1]] == [0, 1]
+    kl, gap = zip(*[(h["kl"], h["gap"]) for h in curves[0] + curves[1][1:]])
+    assert res["pooled_points"] == 3
+    assert res["pearson_kl_gap_pooled"] == pearson(kl, gap)
