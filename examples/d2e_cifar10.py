@@ -3,8 +3,10 @@
 Rows: the teacher on direct input, the same model on TTFS input (the baseline), then TSF,
 SKD and the divergence ablations (reverse KL, MSE) with the same epochs, seed and schedule.
 Writes ``<out>/results.json`` and ``<out>/results.md`` (accuracy, KL(teacher || row) at
-temperature 1, gap to the teacher, wall time, and each transfer's Pearson r between KL and
-gap over its epochs); each transfer keeps its own run folder ``<out>/<method>/``.
+temperature 1, gap to the teacher, wall time, each transfer's Pearson r between KL and
+gap over its epochs and r pooled over all of them; then, per row, the exact synops, MACs and
+estimated energy per image from the event-driven engine on the first ``--energy-samples``
+test images); each transfer keeps its own run folder ``<out>/<method>/``.
 
 Full scale (train the teacher first, e.g. ``snnlite train --T 8 --epochs 60 --out
 runs/teacher``; the transfers take hours each on a CPU):
@@ -46,9 +48,33 @@ def quick_teacher(out, train, test, progress=True):
     return out / "best.h5"
 
 
+def add_energy(rows, checkpoints, test, samples, target="cmos45_fp32"):
+    """Audit each row's model on its input over the first ``samples`` test images with the
+    event-driven engine (float64, exact counts): per-image synops, MACs and energy
+    estimate (``target`` table) go into the row. Returns {"target", "samples"}."""
+    import numpy as np
+
+    from snnlite.event.cli import audit
+    from snnlite.event.energy import get_table
+
+    table = get_table(target)
+    n = min(samples, len(test))
+    x = test.images[:n].astype(np.float32) / np.float32(255)
+    for row, ckpt in zip(rows, checkpoints):
+        model, _ = load_model(ckpt)
+        res, _ = audit(model, x, test.labels[:n], test.mean, test.std, [row["input"]],
+                       row["T"], table)
+        tot = res[row["input"]]["total"]
+        row.update(synops=tot["synops"], macs=tot["macs"], acs=tot["acs"],
+                   firing_rate=tot["firing_rate"], energy_uj=tot["energy_pj"] * 1e-6)
+    return {"target": table.as_dict(), "samples": n}
+
+
 def run(teacher, out, train, test, epochs=10, T=8, batch_size=64, lr=None, seed=0,
-        methods=METHODS, train_limit=None, test_limit=None, progress=True):
-    """Evaluate the direct and TTFS-baseline rows, run every transfer method, write
+        methods=METHODS, train_limit=None, test_limit=None, progress=True,
+        energy_samples=1000):
+    """Evaluate the direct and TTFS-baseline rows, run every transfer method, audit each
+    row's spikes, synops and energy on ``energy_samples`` test images (0: skip), write
     ``results.json`` and ``results.md`` to ``out``; returns the results dict."""
     out = Path(out)
     model, tcfg = load_model(teacher)
@@ -78,13 +104,17 @@ def run(teacher, out, train, test, epochs=10, T=8, batch_size=64, lr=None, seed=
                      "best_acc": res["best_acc"], "kl": res["final_kl"],
                      "gap": res["final_gap"], "pearson_kl_gap": res["pearson_kl_gap"],
                      "wall_s": res["wall_s"]})
+    energy = None
+    if energy_samples:
+        ckpts = [teacher, teacher] + [out / m / "last.h5" for m in methods]
+        energy = add_energy(rows, ckpts, ts, energy_samples)
     # every (KL, gap) point of every transfer; epoch 0 (the shared baseline) counted once
     points = [(h["kl"], h["gap"]) for i, res in enumerate(runs.values())
               for h in res["curve"] if i == 0 or h["epoch"] > 0]
     results = {"teacher": str(teacher), "model": tcfg.model, "dataset": tcfg.dataset,
                "train_images": len(subset(train, train_limit)), "test_images": len(ts),
                "epochs": epochs, "T": T, "teacher_T": tcfg.T, "batch_size": batch_size,
-               "seed": seed, "rows": rows,
+               "seed": seed, "rows": rows, "energy": energy,
                "pearson_kl_gap_pooled": pearson(*zip(*points)) if points else None,
                "pooled_points": len(points), "runs": runs}
     out.mkdir(parents=True, exist_ok=True)
@@ -108,16 +138,26 @@ def markdown(results):
             f"T={r['teacher_T']}, student T={r['T']}, seed {r['seed']}.")
     cols = ["row", "input", "T", "top-1 %", "best %", "KL(teacher ‖ row)", "gap (pp)",
             "r(KL, gap)", "wall (s)"]
+    e = r.get("energy")
+    if e:
+        cols += ["synops / image", "MACs / image", f"energy µJ / image ({e['target']['name']})"]
     lines = [head, "", "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
     for row in r["rows"]:
-        lines.append(f"| {row['row']} | {row['input']} | {row['T']} | {pct(row['acc'])} | "
-                     f"{pct(row['best_acc'])} | {num(row['kl'], '.4f')} | "
-                     f"{pct(row['gap'])} | {num(row['pearson_kl_gap'], '.3f')} | "
-                     f"{row['wall_s']} |")
+        cells = [row["row"], row["input"], row["T"], pct(row["acc"]), pct(row["best_acc"]),
+                 num(row["kl"], ".4f"), pct(row["gap"]), num(row["pearson_kl_gap"], ".3f"),
+                 row["wall_s"]]
+        if e:
+            cells += [f"{row['synops']:,.0f}", f"{row['macs']:,.0f}", f"{row['energy_uj']:.2f}"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     lines += ["", ("KL at temperature 1 on the test split; gap = teacher (direct) accuracy "
                    "minus the row's; r over the epochs of each transfer, epoch 0 included. "
                    "Wall time: evaluation for the first two rows, training steps for the "
                    "others.")]
+    if e:
+        lines += ["", (f"Synops, MACs and energy: per-image means over the first {e['samples']} "
+                       f"test images, counted exactly by the event-driven engine (float64); "
+                       f"energy is an estimate from {e['target']['name']} "
+                       f"({e['target']['source']}).")]
     if r.get("pearson_kl_gap_pooled") is not None:
         lines += ["", (f"Pooled over every epoch of every transfer ({r['pooled_points']} "
                        f"points, the shared epoch 0 once): r(KL, gap) = "
@@ -140,6 +180,9 @@ def main(argv=None):
     p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument("--energy-samples", type=int, default=None,
+                   help="test images audited for synops and energy (default 1000, --quick: "
+                        "64; 0: skip)")
     p.add_argument("--out", default="runs/d2e")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -153,14 +196,15 @@ def main(argv=None):
         train, test = data.load_mini(path)
         teacher = a.teacher or quick_teacher(out / "teacher", train, test, progress)
         defaults = {"epochs": 2, "T": 4, "batch_size": 32, "train_limit": 256,
-                    "test_limit": 200}
+                    "test_limit": 200, "energy_samples": 64}
     else:
         dataset = load_model(a.teacher)[1].dataset
         train, test = load_data(a.data, dataset)
         teacher = a.teacher
-        defaults = {"epochs": 10, "T": 8, "batch_size": 64}
+        defaults = {"epochs": 10, "T": 8, "batch_size": 64, "energy_samples": 1000}
     kw = {k: getattr(a, k) if getattr(a, k) is not None else defaults.get(k)
-          for k in ("epochs", "T", "batch_size", "train_limit", "test_limit")}
+          for k in ("epochs", "T", "batch_size", "train_limit", "test_limit",
+                    "energy_samples")}
     res = run(teacher, out, train, test, lr=a.lr, seed=a.seed, methods=a.methods,
               progress=progress, **kw)
     print((out / "results.md").read_text())

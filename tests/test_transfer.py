@@ -225,6 +225,10 @@ def test_example_study_writes_results_and_table(mini, teacher, tmp_path):
     assert res["rows"][1]["kl"] == pytest.approx(res["runs"]["skd"]["baseline_kl"])
     md = (tmp_path / "results.md").read_text()
     assert md.count("\n| ") == 5 and "r(KL, gap)" in md
+    assert res["energy"]["samples"] == 32 and "synops / image" in md
+    direct, baseline, tsf, _ = res["rows"]
+    assert direct["macs"] > 0 and baseline["macs"] == 0 == tsf["macs"]  # events: ACs only
+    assert all(r["energy_uj"] > 0 and r["synops"] > 0 for r in res["rows"])
     curves = [res["runs"][m]["curve"] for m in ("tsf", "skd")]
     assert [h["epoch"] for h in curves[1]] == [0, 1]
     kl, gap = zip(*[(h["kl"], h["gap"]) for h in curves[0] + curves[1][1:]])
