@@ -222,6 +222,12 @@ def test_example_study_writes_results_and_table(mini, teacher, tmp_path):
     assert [r["row"] for r in res["rows"]] == ["direct", "TTFS baseline", "TSF", "SKD"]
     assert res == json.loads((tmp_path / "results.json").read_text())
     assert res["rows"][1]["acc"] == res["runs"]["skd"]["baseline_acc"]
+    res3 = d2e_cifar10.run(teacher, tmp_path / "T3", train, test, epochs=1, T=3,
+                           batch_size=16, methods=["tsf"], train_limit=16, test_limit=16,
+                           progress=False, energy_samples=0)
+    assert [(r["row"], r["T"]) for r in res3["rows"]] == [
+        ("direct", 2), ("direct", 3), ("TTFS baseline", 3), ("TSF", 3)]
+    assert res3["energy"] is None and "synops" not in res3["rows"][0]
     assert res["rows"][1]["kl"] == pytest.approx(res["runs"]["skd"]["baseline_kl"])
     md = (tmp_path / "results.md").read_text()
     assert md.count("\n| ") == 5 and "r(KL, gap)" in md
