@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from snnlite import data, losses
+from snnlite.io.checkpoint import atomic_write
 from snnlite.train import TrainConfig, Trainer, evaluate, load_model, subset
 from snnlite.transfer import Transfer, TransferConfig, pearson
 
@@ -121,8 +122,9 @@ def run(teacher, out, train, test, epochs=10, T=8, batch_size=64, lr=None, seed=
                "pearson_kl_gap_pooled": pearson(*zip(*points)) if points else None,
                "pooled_points": len(points), "runs": runs}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(markdown(results))
+    for name, text in (("results.json", json.dumps(results, indent=2) + "\n"),
+                       ("results.md", markdown(results))):
+        atomic_write(out / name, lambda p, text=text: Path(p).write_text(text))
     return results
 
 
