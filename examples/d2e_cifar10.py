@@ -156,8 +156,8 @@ def markdown(results):
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     lines += ["", ("KL at temperature 1 on the test split; gap = teacher (direct) accuracy "
                    "minus the row's; r over the epochs of each transfer, epoch 0 included. "
-                   "Wall time: evaluation for the first two rows, training steps for the "
-                   "others.")]
+                   "Wall time: evaluation for the teacher's rows (direct, TTFS baseline), "
+                   "training steps for the transfers.")]
     if e:
         lines += ["", (f"Synops, MACs and energy: per-image means over the first {e['samples']} "
                        f"test images, counted exactly by the event-driven engine (float64); "
