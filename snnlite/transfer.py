@@ -132,6 +132,23 @@ def pearson(x, y):
     return float(np.corrcoef(x, y)[0, 1])
 
 
+def mcnemar(correct_a, correct_b):
+    """Exact two-sided McNemar test of two classifiers on the same samples.
+
+    ``correct_a``, ``correct_b``: boolean arrays, True where each was right. Returns
+    ``(b, c, p)``: the samples only A got right, only B got right, and the probability of
+    a split at least as uneven as (b, c) if both were equally accurate (binomial, 1/2)."""
+    a, b_ = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if a.shape != b_.shape or a.ndim != 1:
+        raise ValueError(f"correct_a, correct_b: expected two 1-D arrays of one length, got "
+                         f"shapes {a.shape} and {b_.shape}")
+    b, c = int((a & ~b_).sum()), int((~a & b_).sum())
+    if b + c == 0:
+        return b, c, 1.0
+    from scipy.stats import binom
+    return b, c, float(min(1.0, 2 * binom.cdf(min(b, c), b + c, 0.5)))
+
+
 class Transfer(Trainer):
     """Finetune a copy of the teacher checkpoint ``config.teacher`` on event input.
 

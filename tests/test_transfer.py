@@ -12,7 +12,7 @@ from snnlite import data, encoding, losses
 from snnlite.io.checkpoint import load_checkpoint
 from snnlite.nn import LIF
 from snnlite.train import TrainConfig, Trainer, evaluate, load_model, subset
-from snnlite.transfer import Transfer, TransferConfig, neuron_counts, pearson
+from snnlite.transfer import Transfer, TransferConfig, mcnemar, neuron_counts, pearson
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIF_NAMES = ["2", "5", "9", "13"]  # the spiking layers of cifarnet_small
@@ -240,3 +240,40 @@ def test_example_study_writes_results_and_table(mini, teacher, tmp_path):
     kl, gap = zip(*[(h["kl"], h["gap"]) for h in curves[0] + curves[1][1:]])
     assert res["pooled_points"] == 3
     assert res["pearson_kl_gap_pooled"] == pearson(kl, gap)
+
+
+def test_mcnemar_is_the_exact_binomial_test():
+    from math import comb
+    a = np.array([1, 1, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1], bool)
+    b = np.array([0, 0, 0, 0, 1, 1, 0, 1, 0, 0, 1, 0], bool)
+    only_a, only_b, p = mcnemar(a, b)
+    assert (only_a, only_b) == (6, 1)  # the 4 agreeing samples do not count
+    tail = sum(comb(7, k) for k in range(2)) / 2 ** 7
+    assert p == pytest.approx(2 * tail, rel=1e-12)
+    assert mcnemar(b, a) == (1, 6, p)  # symmetric
+    assert mcnemar(a, a) == (0, 0, 1.0)
+    assert mcnemar([1, 0, 1, 0], [0, 1, 0, 1])[2] == 1.0  # an even split: capped at 1
+    with pytest.raises(ValueError, match="shapes"):
+        mcnemar(a, b[:5])
+
+
+def test_example_paired_test(mini, teacher, tmp_path, capsys):
+    path, (_, test) = mini
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    try:
+        import paired_test
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "paired.json"
+    res = paired_test.main([str(teacher), str(teacher), "--data", path, "--encoding",
+                            "direct", "ttfs", "--T", "2", "4", "--test-limit", "40",
+                            "--json", str(out), "--no-progress"])
+    assert res == json.loads(out.read_text())
+    model, _ = load_model(teacher)
+    small = subset(test, 40)
+    da, db = (evaluate(model, small, T, enc) for enc, T in (("direct", 2), ("ttfs", 4)))
+    assert [r["acc"] for r in res["rows"]] == [da["acc"], db["acc"]]
+    ca, cb = (d["logits"].argmax(1) == small.labels for d in (da, db))
+    assert (res["only_a"], res["only_b"], res["p_value"]) == mcnemar(ca, cb)
+    assert res["diff_pp"] == pytest.approx(100 * (da["acc"] - db["acc"]))
+    assert "exact McNemar p" in capsys.readouterr().out
