@@ -28,7 +28,7 @@ def compare(ckpts, test, encodings=(None, None), Ts=(None, None), progress=True)
         rows.append({"checkpoint": str(ckpt), "input": enc, "T": T, "acc": ev["acc"]})
     b, c, p = mcnemar(*correct)
     return {"rows": rows, "test_images": len(test), "only_a": b, "only_b": c,
-            "diff_pp": 100 * (rows[0]["acc"] - rows[1]["acc"]), "p_value": p}
+            "diff_pp": round(100 * (rows[0]["acc"] - rows[1]["acc"]), 6), "p_value": p}
 
 
 def main(argv=None):
