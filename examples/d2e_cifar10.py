@@ -36,13 +36,6 @@ from snnlite.transfer import Transfer, TransferConfig, pearson
 METHODS = ["tsf", "skd", "reverse_kl", "mse"]
 
 
-def load_data(path, dataset="cifar10"):
-    """(train, test): the mini subset for a ``.npz`` path, else the HDF5 dataset."""
-    if path and str(path).endswith(".npz"):
-        return data.load_mini(path)
-    return data.load_dataset(dataset, path)
-
-
 def quick_teacher(out, train, test, progress=True):
     """Train a small direct-coded teacher (T=4) on the mini subset; returns its best.h5."""
     cfg = TrainConfig(T=4, epochs=4, batch_size=32, lr=0.05)
@@ -204,7 +197,7 @@ def main(argv=None):
                     "test_limit": 200, "energy_samples": 64}
     else:
         dataset = load_model(a.teacher)[1].dataset
-        train, test = load_data(a.data, dataset)
+        train, test = data.load_dataset(dataset, a.data)
         teacher = a.teacher
         defaults = {"epochs": 10, "T": 8, "batch_size": 64, "energy_samples": 1000}
     kw = {k: getattr(a, k) if getattr(a, k) is not None else defaults.get(k)

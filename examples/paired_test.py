@@ -44,10 +44,7 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    if a.data and a.data.endswith(".npz"):
-        test = data.load_mini(a.data)[1]
-    else:
-        test = data.load_dataset(load_model(a.a)[1].dataset, a.data)[1]
+    test = data.load_dataset(load_model(a.a)[1].dataset, a.data)[1]
     res = compare([a.a, a.b], subset(test, a.test_limit), a.encoding, a.T,
                   progress=not a.no_progress)
     print("| | checkpoint | input | T | top-1 % |\n|---|---|---|---|---|")

@@ -14,8 +14,6 @@ def _add_data_args(p):
 
 def _load_data(args):
     from . import data
-    if args.data and Path(args.data).name.endswith(".npz"):
-        return data.load_mini(args.data)
     return data.load_dataset(args.dataset, args.data)
 
 

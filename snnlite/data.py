@@ -187,7 +187,10 @@ def load_mini(path: str | os.PathLike | None = None) -> tuple[ArrayDataset, Arra
 def load_dataset(name: str = "cifar10", data: str | os.PathLike | None = None, *,
                  download: bool = True, cache_dir: str | os.PathLike | None = None
                  ) -> tuple[ArrayDataset, ArrayDataset]:
-    """(train, test) of ``name``, located with :func:`resolve_dataset`."""
+    """(train, test) of ``name``, located with :func:`resolve_dataset`; a ``.npz`` path
+    ``data`` is read as the mini subset (:func:`load_mini`)."""
+    if data is not None and Path(data).name.endswith(".npz"):
+        return load_mini(data)
     path = resolve_dataset(name, data, download=download, cache_dir=cache_dir)
     return load_h5(path, "train"), load_h5(path, "test")
 

@@ -138,11 +138,11 @@ def mcnemar(correct_a, correct_b):
     ``correct_a``, ``correct_b``: boolean arrays, True where each was right. Returns
     ``(b, c, p)``: the samples only A got right, only B got right, and the probability of
     a split at least as uneven as (b, c) if both were equally accurate (binomial, 1/2)."""
-    a, b_ = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
-    if a.shape != b_.shape or a.ndim != 1:
+    ra, rb = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if ra.shape != rb.shape or ra.ndim != 1:
         raise ValueError(f"correct_a, correct_b: expected two 1-D arrays of one length, got "
-                         f"shapes {a.shape} and {b_.shape}")
-    b, c = int((a & ~b_).sum()), int((~a & b_).sum())
+                         f"shapes {ra.shape} and {rb.shape}")
+    b, c = int((ra & ~rb).sum()), int((~ra & rb).sum())
     if b + c == 0:
         return b, c, 1.0
     from scipy.stats import binom

@@ -19,7 +19,6 @@ with status 3 unless every count agrees exactly.
 """
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -53,8 +52,6 @@ def add_audit_parser(subparsers):
 
 def _test_set(args, cfg):
     from .. import data
-    if args.data and Path(args.data).name.endswith(".npz"):
-        return data.load_mini(args.data)[1]
     return data.load_dataset(cfg.dataset, args.data)[1]
 
 
