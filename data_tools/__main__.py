@@ -7,7 +7,9 @@ import warnings
 from collections.abc import Sequence
 
 from ._io import default_cache_dir
-from .cifar import SPECS, check_h5, get_spec, prepare
+from .cache import prepare
+from .hdf5 import check_h5
+from .specs import SPECS, get_spec
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:

@@ -18,7 +18,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from .cifar import ROW_SIZE, SPECS, DatasetSpec, _numpy_multiarray, get_spec
+from .specs import ROW_SIZE, SPECS, DatasetSpec, get_spec
+from .unpickle import numpy_multiarray
 
 SMALL_COUNTS = {"train": 50, "test": 20}
 
@@ -42,7 +43,7 @@ class _Py2Pickler(pickle._Pickler):
     dispatch[bytes] = _save_py2_str
 
     def save_global(self, obj, name=None):
-        ma = _numpy_multiarray()
+        ma = numpy_multiarray()
         for attr in ("_reconstruct", "scalar"):
             if obj is getattr(ma, attr):
                 self.write(pickle.GLOBAL + f"numpy.core.multiarray\n{attr}\n".encode())
@@ -151,10 +152,10 @@ def make_archive(directory: str | Path, name: str, counts: Mapping[str, int] = S
 
 def specs_with(counts: Mapping[str, int] | None = None,
                md5: Mapping[str, str] | None = None) -> Mapping[str, DatasetSpec]:
-    """A copy of :data:`data_tools.cifar.SPECS` with other split sizes and/or MD5s.
+    """A copy of :data:`data_tools.specs.SPECS` with other split sizes and/or MD5s.
 
-    For tests: ``monkeypatch.setattr(data_tools.cifar, "SPECS", specs_with(SMALL_COUNTS))``
-    makes :func:`~data_tools.cifar.prepare` and the resolvers accept small archives.
+    For tests: ``monkeypatch.setattr(data_tools.specs, "SPECS", specs_with(SMALL_COUNTS))``
+    makes :func:`~data_tools.prepare` and the resolvers accept small archives.
     """
     out = {}
     for name, spec in SPECS.items():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import data_tools
-from data_tools import cifar, testing
+from data_tools import testing
 from data_tools.testing import SMALL_COUNTS, make_archive
 from snnlite import data
 
@@ -28,7 +28,7 @@ def _isolated(tmp_path, monkeypatch):
     """Cache in tmp_path, no $SNNLITE_DATA, no network, small archive sizes accepted."""
     monkeypatch.setenv("SNNLITE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("SNNLITE_DATA", raising=False)
-    monkeypatch.setattr(cifar, "SPECS", testing.specs_with(SMALL_COUNTS))
+    monkeypatch.setattr(data_tools.specs, "SPECS", testing.specs_with(SMALL_COUNTS))
 
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("network disabled in tests")
@@ -195,7 +195,7 @@ def test_resolve_not_found_names_every_place(tmp_path, monkeypatch):
 def test_resolve_downloads_into_cache(tmp_path, monkeypatch):
     archive, _ = make_archive(tmp_path / "served", "cifar10")
     body = archive.read_bytes()
-    monkeypatch.setattr(cifar, "SPECS", testing.specs_with(
+    monkeypatch.setattr(data_tools.specs, "SPECS", testing.specs_with(
         SMALL_COUNTS, md5={"cifar10": hashlib.md5(body).hexdigest()}))
 
     class Response(io.BytesIO):
@@ -204,7 +204,7 @@ def test_resolve_downloads_into_cache(tmp_path, monkeypatch):
             self.headers = {"Content-Length": str(len(body))}
 
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: Response())
-    monkeypatch.setattr(data_tools.cifar, "tqdm", _silent_tqdm)
+    monkeypatch.setattr(data_tools.fetch, "tqdm", _silent_tqdm)
     assert data.resolve_dataset("cifar10") == tmp_path / "cache" / "cifar10.h5"
 
 
@@ -224,7 +224,7 @@ def test_resolve_rejects_corrupt_explicit_h5(tmp_path):
 @pytest.mark.skipif(not (SHARED / "cifar-10-python.tar.gz").is_file(),
                     reason=f"real CIFAR-10 archive not found in {SHARED} (set SNNLITE_DATA)")
 def test_real_cifar10_via_snnlite_data(tmp_path, monkeypatch):
-    monkeypatch.setattr(cifar, "SPECS", testing.specs_with())  # official counts
+    monkeypatch.setattr(data_tools.specs, "SPECS", testing.specs_with())  # official counts
     monkeypatch.setenv("SNNLITE_DATA", str(SHARED))
     train, test = data.load_dataset("cifar10")
     assert len(train) == 50000 and len(test) == 10000

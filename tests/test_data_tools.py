@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import data_tools
-from data_tools import cifar, testing
+from data_tools import testing
 from data_tools.__main__ import main as cli
 from data_tools.testing import SMALL_COUNTS, archive_members, make_archive, write_archive
 
@@ -46,7 +46,7 @@ def _isolated(tmp_path, monkeypatch):
 @pytest.fixture
 def small_specs(monkeypatch):
     """Let prepare() and the CLI accept SMALL_COUNTS archives."""
-    monkeypatch.setattr(cifar, "SPECS", testing.specs_with(SMALL_COUNTS))
+    monkeypatch.setattr(data_tools.specs, "SPECS", testing.specs_with(SMALL_COUNTS))
 
 
 def _files(directory: Path) -> list[str]:
@@ -130,7 +130,7 @@ def test_rows_are_rgb_planes(tmp_path):
 def test_official_md5_gives_no_warning(tmp_path, monkeypatch):
     archive, _ = make_archive(tmp_path, "cifar10")
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    monkeypatch.setattr(cifar, "SPECS", testing.specs_with(md5={"cifar10": md5}))
+    monkeypatch.setattr(data_tools.specs, "SPECS", testing.specs_with(md5={"cifar10": md5}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         info = data_tools.verify_archive(archive, "cifar10", SMALL_COUNTS)
@@ -242,13 +242,13 @@ def test_restricted_unpickler_loads_arrays():
 
 def test_interrupted_conversion_leaves_nothing(tmp_path, monkeypatch):
     archive, _ = make_archive(tmp_path / "src", "cifar10")
-    real_write = cifar._write_h5
+    real_write = data_tools.hdf5._write_h5
 
     def write_then_interrupt(path, info, splits):
         real_write(path, info, splits)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cifar, "_write_h5", write_then_interrupt)
+    monkeypatch.setattr(data_tools.hdf5, "_write_h5", write_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         data_tools.convert(archive, tmp_path / "out" / "cifar10.h5",
                            expected_counts=SMALL_COUNTS)
@@ -285,7 +285,7 @@ def test_prepare_from_file_dir_and_reuse(tmp_path, small_specs, monkeypatch):
     def no_convert(*args, **kwargs):
         raise AssertionError("a valid file should be reused")
 
-    monkeypatch.setattr(cifar, "convert", no_convert)
+    monkeypatch.setattr(data_tools.cache, "convert", no_convert)
     assert data_tools.prepare("cifar10", src=archive.parent, cache_dir=cache) == out
     assert data_tools.prepare("cifar10", cache_dir=cache) == out  # no src: no download either
     assert out.stat().st_mtime_ns == mtime
@@ -344,9 +344,9 @@ def test_download_streams_and_checks_md5(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="does not match the official"):
         data_tools.download("cifar10", dest, progress=False)
     assert _files(dest) == []
-    assert requests == [cifar.SPECS["cifar10"].url]
+    assert requests == [data_tools.specs.SPECS["cifar10"].url]
 
-    monkeypatch.setattr(cifar, "SPECS",
+    monkeypatch.setattr(data_tools.specs, "SPECS",
                         testing.specs_with(md5={"cifar10": hashlib.md5(body).hexdigest()}))
     path = data_tools.download("cifar10", dest, progress=False, chunk_size=1000)
     assert path == dest / "cifar-10-python.tar.gz" and path.read_bytes() == body
@@ -369,7 +369,7 @@ def test_download_incomplete_and_network_error(tmp_path, monkeypatch):
 def test_prepare_downloads_when_nothing_cached(tmp_path, monkeypatch):
     archive, _ = make_archive(tmp_path / "src", "cifar10")
     body = archive.read_bytes()
-    monkeypatch.setattr(cifar, "SPECS", testing.specs_with(
+    monkeypatch.setattr(data_tools.specs, "SPECS", testing.specs_with(
         SMALL_COUNTS, md5={"cifar10": hashlib.md5(body).hexdigest()}))
     _serve(monkeypatch, body)
     cache = tmp_path / "cache"
