@@ -17,6 +17,7 @@ import data_tools
 from data_tools import testing
 from data_tools.testing import SMALL_COUNTS, make_archive
 from snnlite import data
+from snnlite.data import loader as data_loader
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SNNLITE_DATA") or REPO.parent / "shared" / "data")
@@ -277,7 +278,13 @@ def test_crop_flip_edge_cases():
         data.random_crop_flip(images, np.array([0, 0]), np.array([0]), np.array([True, False]))
 
 
+@pytest.mark.slow
 def test_augmentation_speed():
+    """Crop+flip stays vectorised: a wall-clock bound, so it runs only with ``-m slow``.
+
+    Timing depends on the machine and its load, so it is kept out of the default suite; the
+    correctness of the same code is pinned by the two tests above.
+    """
     images = np.random.default_rng(0).integers(0, 256, (256, 3, 32, 32), dtype=np.uint8)
     rng = np.random.default_rng(1)
     times = []
@@ -374,7 +381,7 @@ def test_loader_propagates_exceptions(monkeypatch, prefetch):
             raise RuntimeError("augmentation failed")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(data, "random_crop_flip", failing)
+    monkeypatch.setattr(data_loader, "random_crop_flip", failing)
     iterator = data.Loader(_dataset(), 16, prefetch=prefetch).epoch(0)
     seen = 0
     with pytest.raises(RuntimeError, match="augmentation failed"):
@@ -384,6 +391,53 @@ def test_loader_propagates_exceptions(monkeypatch, prefetch):
     if prefetch:
         assert not iterator._thread.is_alive()
     assert list(iterator) == []
+
+
+def _record_batches(monkeypatch):
+    """Make every batch the loader prepares append its thread's name to the returned list."""
+    produced = []
+    changed = threading.Condition()
+    real = data_loader.random_crop_flip
+
+    def recording(*args, **kwargs):
+        out = real(*args, **kwargs)
+        with changed:
+            produced.append(threading.current_thread().name)
+            changed.notify_all()
+        return out
+
+    monkeypatch.setattr(data_loader, "random_crop_flip", recording)
+    return produced, changed
+
+
+def test_loader_prefetches_while_the_consumer_works(monkeypatch):
+    """With prefetch=2 the next batches are prepared, in the loader thread, while the consumer
+    still holds an earlier one; the thread runs at most ``prefetch`` queued batches ahead."""
+    produced, changed = _record_batches(monkeypatch)
+    loader = data.Loader(_dataset(), 16, prefetch=2)  # 6 batches
+    iterator = loader.epoch(0)
+    first = next(iterator)
+    with changed:
+        # batch 0 taken; 1 and 2 fill the queue; 3 is prepared and waits for a free slot
+        assert changed.wait_for(lambda: len(produced) >= 4, timeout=60), produced
+        assert iterator._queue.qsize() == 2
+    assert set(produced) == {"snnlite-loader"}
+    second = next(iterator)  # frees a slot: batch 3 is queued and batch 4 prepared
+    with changed:
+        assert changed.wait_for(lambda: len(produced) >= 5, timeout=60), produced
+    rest = _batches(iterator)
+    assert len(produced) == 6 and len(rest) == 4
+    _assert_same([first, second] + rest, _batches(data.Loader(_dataset(), 16, prefetch=0)
+                                                  .epoch(0)))
+
+
+def test_loader_without_prefetch_prepares_on_demand(monkeypatch):
+    produced, _ = _record_batches(monkeypatch)
+    iterator = data.Loader(_dataset(), 16, prefetch=0).epoch(0)
+    next(iterator)
+    assert produced == [threading.current_thread().name]
+    next(iterator)
+    assert len(produced) == 2 and not hasattr(iterator, "_thread")
 
 
 def test_abandoned_iterator_stops_its_thread():
