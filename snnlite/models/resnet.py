@@ -17,12 +17,11 @@ from ..nn import (
     BatchNorm2d,
     Conv2d,
     Flatten,
+    Container,
     Linear,
-    Module,
     Sequential,
     TimeMean,
 )
-from ..nn.fusion import plan
 
 
 def blocks_per_stage(depth):
@@ -34,15 +33,15 @@ def blocks_per_stage(depth):
     raise ValueError(f"spiking_resnet: depth must be 6n+2 or 6n+4 (n >= 1), got {depth}")
 
 
-class SpikingResNet(Module):
+class SpikingResNet(Container):
     def __init__(self, depth=20, width=1, num_classes=10, seed=0, dtype=np.float32, **lif_kw):
         super().__init__()
         n = blocks_per_stage(depth)
         rng = np.random.default_rng(seed)
         widths = [16 * width, 32 * width, 64 * width]
         self.depth, self.width = depth, width
+        self.requires_input_grad = False  # the images need no gradient
         self.conv1 = Conv2d(3, widths[0], 3, 1, 1, bias=False, rng=rng, dtype=dtype)
-        self.conv1.requires_input_grad = False
         self.bn1 = BatchNorm2d(widths[0], dtype=dtype)
         self.sn1 = LIF(**lif_kw)
         cin = widths[0]
@@ -61,19 +60,10 @@ class SpikingResNet(Module):
     def extra_repr(self):
         return f"depth={self.depth}, width={self.width}"
 
-    def _layers(self):
-        return [m for _, m in self.named_children()]
-
-    def forward(self, x):
-        self._units = plan(self._layers())  # runs bn1 -> sn1 fused
-        for m in self._units:
-            x = m.forward(x)
+    def dataflow(self, x):
+        for _, m in self.named_children():
+            x = m(x)
         return x
-
-    def backward(self, dy):
-        for m in reversed(self._units):
-            dy = m.backward(dy)
-        return dy
 
 
 def spiking_resnet(depth=20, width=1, num_classes=10, seed=0, dtype=np.float32, **lif_kw):

@@ -1,6 +1,8 @@
 """Layers and neurons with a PyTorch/SpikingJelly-like interface, on time-major arrays."""
 from . import functional
 from .blocks import BasicBlock
+from .containers import Container, GraphModule, Sequential
+from .graph import Graph, Node, trace
 from .layers import (
     AvgPool2d,
     BatchNorm1d,
@@ -9,12 +11,14 @@ from .layers import (
     Flatten,
     Linear,
     MaxPool2d,
+    SumPool2d,
     TimeFolded,
     TimeMean,
 )
-from .module import Module, Parameter, Sequential, is_time_broadcast
+from .module import Module, Parameter, is_time_broadcast
 from .neuron import LIF
 
-__all__ = ["functional", "BasicBlock", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d",
-           "Flatten", "Linear", "MaxPool2d", "TimeFolded", "TimeMean", "Module", "Parameter",
-           "Sequential", "is_time_broadcast", "LIF"]
+__all__ = ["functional", "BasicBlock", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Container",
+           "Conv2d", "Flatten", "Graph", "GraphModule", "Linear", "MaxPool2d", "Node",
+           "SumPool2d", "TimeFolded", "TimeMean", "Module", "Parameter", "Sequential",
+           "is_time_broadcast", "LIF", "trace"]

@@ -1,12 +1,12 @@
 """Residual blocks."""
 import numpy as np
 
+from .containers import Container, Sequential
 from .layers import BatchNorm2d, Conv2d
-from .module import Module, Sequential
 from .neuron import LIF
 
 
-class BasicBlock(Module):
+class BasicBlock(Container):
     """SpikingJelly's spiking ResNet basic block:
 
         out = sn2(bn2(conv2(sn1(bn1(conv1(x))))) + shortcut(x))
@@ -30,30 +30,7 @@ class BasicBlock(Module):
                 BatchNorm2d(planes, dtype=dtype))
         self.sn2 = LIF(**lif_kw)
 
-    fuse = True
-    """Run bn1 -> sn1 and bn2 (+ shortcut) -> sn2 fused (see :mod:`snnlite.nn.fusion`)."""
-
-    def forward(self, x):
-        from .fusion import FusedBNLIF
-        short = x if self.downsample is None else self.downsample.forward(x)
-        if not self.fuse:
-            out = self.bn1.forward(self.conv1.forward(x))
-            out = self.bn2.forward(self.conv2.forward(self.sn1.forward(out)))
-            self._units = None
-            return self.sn2.forward(out + short)
-        self._units = (FusedBNLIF(self.bn1, self.sn1), FusedBNLIF(self.bn2, self.sn2))
-        out = self._units[0].forward(self.conv1.forward(x))
-        return self._units[1].forward(self.conv2.forward(out), residual=short)
-
-    def backward(self, dy):
-        if self._units is None:
-            g = self.sn2.backward(dy)
-            dx = self.conv1.backward(self.bn1.backward(self.sn1.backward(
-                self.conv2.backward(self.bn2.backward(g)))))
-        else:
-            f1, f2 = self._units
-            dx = self.conv1.backward(f1.backward(self.conv2.backward(f2.backward(dy))))
-            g = f2.dresidual
-        if self.downsample is None:
-            return dx + g
-        return dx + self.downsample.backward(g)
+    def dataflow(self, x):
+        out = self.bn2(self.conv2(self.sn1(self.bn1(self.conv1(x)))))
+        short = x if self.downsample is None else self.downsample(x)
+        return self.sn2(out + short)

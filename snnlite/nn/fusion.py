@@ -1,4 +1,7 @@
-"""Runs ``BatchNorm2d -> LIF [-> AvgPool2d]`` inside a :class:`Sequential` as one fused pass.
+"""Runs ``BatchNorm2d [+ residual] -> LIF [-> AvgPool2d]`` as one fused pass.
+
+Which nodes of a traced graph fuse is decided here (:func:`fusion_groups`), from the graph
+alone; :mod:`snnlite.nn.plan` runs the groups.
 
 The fused pass gives the same outputs, statistics and spike counts as calling the three
 modules one after the other (bit for bit forward; gradients to rounding) while reading
@@ -11,13 +14,6 @@ from . import functional as F
 from .layers import AvgPool2d, BatchNorm2d
 from .module import is_time_broadcast
 from .neuron import LIF
-
-
-def match(layers, i):
-    """How many layers starting at ``layers[i]`` run fused (0, 2 or 3)."""
-    if i + 1 < len(layers) and type(layers[i]) is BatchNorm2d and type(layers[i + 1]) is LIF:
-        return 3 if i + 2 < len(layers) and type(layers[i + 2]) is AvgPool2d else 2
-    return 0
 
 
 class FusedBNLIF:
@@ -73,18 +69,38 @@ class FusedBNLIF:
         return dx
 
 
-def plan(layers, fuse=True):
-    """Execution units for ``layers``: modules, or fused groups where they match."""
-    units, i = [], 0
-    while i < len(layers):
-        n = match(layers, i) if fuse else 0
-        if n:
-            units.append(FusedBNLIF(*layers[i:i + n]))
-            i += n
-        else:
-            units.append(layers[i])
-            i += 1
-    return units
+def fusion_groups(graph):
+    """The fused groups of a traced graph: ``[(names, residual)]`` with ``names`` the nodes
+    run as one pass, ``(bn, lif)`` or ``(bn, lif, avgpool)``, or ``(bn, add, lif)`` where
+    the LIF reads ``BN(x) + residual``; ``residual`` then names the add's other input.
+
+    A group forms where the value between its nodes has no other reader: a
+    ``BatchNorm2d`` read only by a ``LIF`` (or by an ``add`` read only by a LIF), and an
+    ``AvgPool2d`` after the LIF when it is the LIF's only reader.
+    """
+    groups, used = [], set()
+
+    def only(name, kind, cls):
+        c = graph.consumers(name)
+        return c[0] if len(c) == 1 and c[0].kind == kind and (
+            cls is None or type(c[0].module) is cls) else None
+
+    for bn in graph.of_kind("bn"):
+        if type(bn.module) is not BatchNorm2d or bn.name in used:
+            continue
+        lif, add, residual = only(bn.name, "lif", LIF), None, None
+        if lif is None:
+            add = only(bn.name, "add", None)
+            lif = add and only(add.name, "lif", LIF)
+            if lif is None or add.inputs.count(bn.name) != 1:
+                continue
+            residual = add.inputs[1] if add.inputs[0] == bn.name else add.inputs[0]
+        pool = only(lif.name, "avgpool", AvgPool2d)
+        names = (bn.name,) + ((add.name,) if add else ()) + (lif.name,) + \
+            ((pool.name,) if pool else ())
+        used.update(names)
+        groups.append((names, residual))
+    return groups
 
 
-__all__ = ["FusedBNLIF", "match", "plan"]
+__all__ = ["FusedBNLIF", "fusion_groups"]

@@ -23,6 +23,11 @@ class TimeFolded(Module):
 
     in_rank = None  # rank of the input including T and B
 
+    def _check_rank(self, in_shape):
+        if self.in_rank is not None and len(in_shape) + 2 != self.in_rank:
+            raise ValueError(f"{type(self).__name__}: expected input of rank {self.in_rank} "
+                             f"[T, B, ...], got per-sample shape {tuple(in_shape)}")
+
     def forward(self, x):
         F.check_float("x", x)
         if self.in_rank is not None and x.ndim != self.in_rank:
@@ -54,6 +59,7 @@ class Conv2d(TimeFolded):
     ``sparse_below`` run event-driven (spikes); the rest run im2col + GEMM. With ``winograd``
     the input gradient of 3x3 stride-1 padding-1 convolutions uses Winograd F(2x2, 3x3)."""
 
+    kind = "conv"
     in_rank = 5
     sparse_below = 0.2
     winograd = True
@@ -78,6 +84,19 @@ class Conv2d(TimeFolded):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
 
+    def output_shape(self, in_shape):
+        self._check_rank(in_shape)
+        C, H, W = in_shape
+        if C != self.in_channels:
+            raise ValueError(f"Conv2d: expected {self.in_channels} input channels, got {C} "
+                             f"(per-sample shape {tuple(in_shape)})")
+        k, s, p = self.kernel_size, self.stride, self.padding
+        Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+        if Ho < 1 or Wo < 1:
+            raise ValueError(f"Conv2d: spatial size {(H, W)} too small for kernel {(k, k)}, "
+                             f"padding {p}, stride {s}")
+        return self.out_channels, Ho, Wo
+
     def _forward(self, x):
         b = None if self.bias is None else self.bias.data
         y = F.conv2d_forward(x, self.weight.data, b, self.stride, self.padding,
@@ -101,6 +120,7 @@ class Conv2d(TimeFolded):
 class Linear(TimeFolded):
     """y = x @ weight.T + bias on the last axis of ``[T, B, in_features]``."""
 
+    kind = "linear"
     in_rank = 3
 
     def __init__(self, in_features, out_features, bias=True, rng=None, dtype=np.float32):
@@ -113,6 +133,13 @@ class Linear(TimeFolded):
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+    def output_shape(self, in_shape):
+        self._check_rank(in_shape)
+        if in_shape[0] != self.in_features:
+            raise ValueError(f"Linear: expected {self.in_features} input features, got "
+                             f"{in_shape[0]}")
+        return (self.out_features,)
 
     def _forward(self, x):
         b = None if self.bias is None else self.bias.data
@@ -134,6 +161,8 @@ class _BatchNorm(TimeFolded):
     """Batch norm over time: statistics over T*B (and H*W) per channel in training (biased
     variance to normalise, unbiased for the running variance), running statistics in eval."""
 
+    kind = "bn"
+
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -145,6 +174,13 @@ class _BatchNorm(TimeFolded):
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+    def output_shape(self, in_shape):
+        self._check_rank(in_shape)
+        if in_shape[0] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels, "
+                             f"got per-sample shape {tuple(in_shape)}")
+        return tuple(in_shape)
 
     def _ncl(self, x):
         return x.reshape(x.shape[0], x.shape[1], -1)
@@ -204,6 +240,7 @@ class BatchNorm1d(_BatchNorm):
 class AvgPool2d(TimeFolded):
     """Average pooling with kernel = stride = k, no padding."""
 
+    kind = "avgpool"
     in_rank = 5
 
     def __init__(self, kernel_size):
@@ -212,6 +249,15 @@ class AvgPool2d(TimeFolded):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}"
+
+    def output_shape(self, in_shape):
+        self._check_rank(in_shape)
+        C, H, W = in_shape
+        k = self.kernel_size
+        if H % k or W % k:
+            raise ValueError(f"{type(self).__name__}: spatial size {(H, W)} is not divisible "
+                             f"by pooling size {k}")
+        return C, H // k, W // k
 
     def _forward(self, x):
         return F.avg_pool_forward(x, self.kernel_size)
@@ -223,6 +269,8 @@ class AvgPool2d(TimeFolded):
 class MaxPool2d(AvgPool2d):
     """Max pooling with kernel = stride = k; gradient to the first maximum of a window."""
 
+    kind = "maxpool"
+
     def _forward(self, x):
         y, self._idx = F.max_pool_forward(x, self.kernel_size)
         return y
@@ -231,8 +279,28 @@ class MaxPool2d(AvgPool2d):
         return F.max_pool_backward(dy, self._idx, self.kernel_size)
 
 
+class SumPool2d(AvgPool2d):
+    """Sum pooling with kernel = stride = k (NIR's ``SumPool2d``): average pooling * k^2."""
+
+    kind = "sumpool"
+
+    def _forward(self, x):
+        return F.avg_pool_forward(x, self.kernel_size) * (self.kernel_size ** 2)
+
+    def _backward(self, dy):
+        return F.avg_pool_backward(dy * (self.kernel_size ** 2), self.kernel_size)
+
+
 class Flatten(TimeFolded):
     """``[T, B, C, H, W] -> [T, B, C*H*W]`` in C, H, W order (PyTorch's)."""
+
+    kind = "flatten"
+
+    def output_shape(self, in_shape):
+        n = 1
+        for d in in_shape:
+            n *= d
+        return (n,)
 
     def _forward(self, x):
         return x.reshape(x.shape[0], -1)
@@ -243,6 +311,11 @@ class Flatten(TimeFolded):
 
 class TimeMean(Module):
     """``[T, B, ...] -> [B, ...]``: the mean over time (logits of a spiking classifier)."""
+
+    kind = "mean"
+
+    def output_shape(self, in_shape):
+        return tuple(in_shape)
 
     def forward(self, x):
         F.check_float("x", x)

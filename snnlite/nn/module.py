@@ -13,6 +13,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .graph import Proxy
+
 
 class Parameter:
     """A trainable array and its gradient. ``decay=False`` exempts it from weight decay."""
@@ -43,7 +45,14 @@ def sum_over_time(dy):
 
 
 class Module:
-    """Base class. Subclasses set Parameters, child Modules and buffers as attributes."""
+    """Base class. Subclasses set Parameters, child Modules and buffers as attributes.
+
+    A layer declares ``kind`` (its node kind in the traced graph, see :mod:`snnlite.nn.graph`)
+    and ``output_shape(in_shape)`` (per-sample shapes, without T and B); a container
+    (:class:`~snnlite.nn.containers.Container`) declares its dataflow instead.
+    """
+
+    kind = None
 
     training = True
     requires_input_grad = True
@@ -73,6 +82,12 @@ class Module:
         yield self
         for _, child in self.named_children():
             yield from child.modules()
+
+    def named_modules(self, prefix=""):
+        """(dotted name, module) for this module (named ``prefix``) and every descendant."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def state_dict(self, prefix=""):
         """Ordered {dotted name: array copy}: own parameters, own buffers, then children."""
@@ -160,6 +175,10 @@ class Module:
         return ps[0].data.dtype if ps else np.dtype(np.float32)
 
     # ------------------------------------------------------------------ calling
+    def output_shape(self, in_shape):
+        """Per-sample output shape for a per-sample input shape; None if unknown."""
+        return None
+
     def forward(self, x):
         raise NotImplementedError
 
@@ -167,6 +186,8 @@ class Module:
         raise NotImplementedError
 
     def __call__(self, x):
+        if isinstance(x, Proxy):  # tracing: record the call instead of computing it
+            return x.tracer.call(self, x)
         return self.forward(x)
 
     def extra_repr(self):
@@ -182,41 +203,3 @@ class Module:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
-
-
-class Sequential(Module):
-    """Children named ``0, 1, 2, ...``; forward in order, backward in reverse."""
-
-    def __init__(self, *modules):
-        super().__init__()
-        for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential: item {i} is {type(m).__name__}, not a Module")
-            setattr(self, str(i), m)
-
-    def __getitem__(self, i):
-        return self.layers()[i]
-
-    def __len__(self):
-        return len(self.layers())
-
-    def layers(self):
-        return [m for _, m in self.named_children()]
-
-    fuse = True
-    """Run ``BatchNorm2d -> LIF [-> AvgPool2d]`` runs fused (see :mod:`snnlite.nn.fusion`)."""
-
-    def forward(self, x):
-        from .fusion import plan
-        self._units = plan(self.layers(), self.fuse)
-        for m in self._units:
-            x = m.forward(x)
-        return x
-
-    def backward(self, dy):
-        units = self._units
-        if units:
-            units[0].requires_input_grad = self.requires_input_grad
-        for m in reversed(units):
-            dy = m.backward(dy)
-        return dy

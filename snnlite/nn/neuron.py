@@ -27,6 +27,11 @@ class LIF(Module):
         self.surrogate_alpha = float(surrogate_alpha)
         self.spike_count = 0
 
+    kind = "lif"
+
+    def output_shape(self, in_shape):
+        return tuple(in_shape)
+
     def extra_repr(self):
         return (f"tau={self.tau}, v_threshold={self.v_threshold}, v_reset={self.v_reset}, "
                 f"decay_input={self.decay_input}, detach_reset={self.detach_reset}, "
