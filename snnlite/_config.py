@@ -21,6 +21,12 @@ njit = numba.njit(cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy
 njit_exact = numba.njit(cache=CACHE, nogil=True, error_model="numpy")
 """Serial kernel with IEEE float maths, for results matched bit for bit."""
 
+njit_inline = numba.njit(inline="always", nogil=True, error_model="numpy")
+"""Scalar step maths (the LIF step) inlined into its callers in Numba's IR, so one
+definition serves every kernel at no call cost; IEEE float maths like ``njit_exact``
+(inlined code takes the caller's flags: call it from ``njit_exact`` kernels). It is cached
+as part of its callers."""
+
 
 def kernel_cache_dir(root=None):
     """Where numba caches snnlite's kernels: ``<base>/kernels-<hash of their sources>``.

@@ -236,6 +236,43 @@ def test_lif_all_spiking_and_silent():
     assert not s.any()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("tau", [2.0, 3.0])
+@pytest.mark.parametrize("v_reset", [0.0, None], ids=["hard", "soft"])
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_lif_three_paths_are_bit_identical(rng, dtype, tau, v_reset, decay_input):
+    """The LIF kernel, the fused BN -> LIF kernel with an identity BN, and the event
+    engine's lif_fire share one inlined step: equal spikes and membranes, bit for bit,
+    ties h == v_th included."""
+    from snnlite.kernels import event as kev
+    T, B, C, H, W = 6, 2, 3, 4, 8
+    M = B * C * H * W
+    # quarters are exact, so the charge hits v_th exactly now and then; the rest is random
+    x = np.where(rng.random((T, M)) < 0.5, rng.integers(-4, 17, (T, M)) / 4,
+                 rng.standard_normal((T, M)) * 1.5 + 0.8).astype(dtype)
+    x[0, :4] = tau if decay_input else 1.0  # from rest: h = x / tau or x, exactly v_th
+    dt = np.dtype(dtype).type
+    vr = dt(0.0 if v_reset is None else v_reset)
+    s, h, v = F.lif_forward(x, tau, 1.0, v_reset, decay_input)
+    assert (h == 1).sum() >= 4 and s[0, :4].all()  # ties, and they fire
+    one = np.ones(C)
+    out, h_f, n = F.bn_lif_forward(x.reshape(T, B, C, H, W), 0 * one, one, one.astype(dtype),
+                                   0 * one.astype(dtype), T, tau, 1.0, v_reset, decay_input,
+                                   1, True)
+    np.testing.assert_array_equal(out.reshape(T, M), s)
+    np.testing.assert_array_equal(h_f.reshape(T, M), h)
+    assert n == s.sum()
+    ve = np.full(M, vr)
+    idx, flags = np.zeros(M, np.int32), np.zeros(M + 8, np.uint8)
+    for t in range(T):
+        k = kev.lif_fire(idx, flags, ve, x[t], dt(tau), dt(1.0), vr, decay_input,
+                         v_reset is not None)
+        np.testing.assert_array_equal(idx[:k], np.flatnonzero(s[t]))
+        v_t = np.where(s[t] == 1, vr if v_reset is not None else h[t] - dt(1.0), h[t])
+        np.testing.assert_array_equal(ve, v_t)
+    np.testing.assert_array_equal(ve, v)
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_pooling_matches_reference_and_gradcheck(rng, k):
     x = rng.standard_normal((2, 3, 2 * k, 3 * k))

@@ -25,6 +25,7 @@ no two workers write the same memory and results do not depend on the thread cou
 import numpy as np
 
 from .._config import njit_exact
+from .lif import charge, fire, reciprocal, reset
 
 LIF, READOUT, MAXPOOL = 0, 1, 2
 
@@ -107,30 +108,25 @@ def lif_fire(out, flags, v, cur, tau, v_th, v_reset, decay_input, hard_reset):
     out[:k] <- the neurons that fired, in index order; returns k. flags: uint8 scratch of at
     least ``len(v)`` rounded up to 8.
 
-    charge  h = v + (x - (v - v_r)) / tau  (decay_input)  or  v - (v - v_r) / tau + x
-    fire    s = h >= v_th                  (a tie fires)
-    reset   v = v_reset if s else h        (hard)  or  h - v_th if s else h  (soft, v_r = 0)
-
-    The same operations in the same order as ``kernels.lif.lif_forward`` (IEEE, no
-    fastmath): the update runs branch-free over all neurons, the firing ones are then
-    collected 8 flags at a time.
+    The step is :mod:`.lif`'s charge, fire and reset, inlined (so the event path equals
+    ``kernels.lif.lif_forward`` bit for bit by construction): the update runs branch-free
+    over all neurons, the firing ones are then collected 8 flags at a time.
     """
     n = v.shape[0]
     r = v_reset if hard_reset else v_reset - v_reset
+    itau, pow2 = reciprocal(tau)
     if decay_input:  # two loops: a branch inside would keep them from vectorising well
         for j in range(n):
-            vj = v[j]
-            h = vj + (cur[j] - (vj - r)) / tau
-            s = h >= v_th
+            h = charge(v[j], cur[j], tau, itau, pow2, r, True)
+            s = fire(h, v_th)
             flags[j] = s
-            v[j] = (v_reset if hard_reset else h - v_th) if s else h
+            v[j] = reset(h, s, v_reset, v_th, hard_reset)
     else:
         for j in range(n):
-            vj = v[j]
-            h = vj - (vj - r) / tau + cur[j]
-            s = h >= v_th
+            h = charge(v[j], cur[j], tau, itau, pow2, r, False)
+            s = fire(h, v_th)
             flags[j] = s
-            v[j] = (v_reset if hard_reset else h - v_th) if s else h
+            v[j] = reset(h, s, v_reset, v_th, hard_reset)
     n8 = (n + 7) // 8 * 8
     flags[n:n8] = 0
     words = flags[:n8].view(np.uint64)

@@ -5,7 +5,8 @@ spikes, each as large as the layer's activation; here every (sample, channel) pl
 handled by one worker, with the time loop inside, and only the pre-spike membrane ``h``
 (for backward) and the layer's output are written. Arithmetic is the same as the unfused
 kernels' (batch norm in float64, rounded to the array dtype before the LIF charge; pooling
-as count * (1/k^2)), so forward results are bit-identical to the unfused chain.
+as count * (1/k^2)), and the LIF step is :mod:`.lif`'s own (inlined), so forward results
+are bit-identical to the unfused chain.
 
 Each call computes planes k = b*C + c in lo..hi-1.
 Arrays: x (Tx, B, C, H*W) with Tx = T or 1 (time broadcast); h (T, B, C, H*W);
@@ -14,7 +15,7 @@ out (T, B, C, Ho*Wo) pooled or (T, B, C, H*W) spikes.
 import numpy as np
 
 from .._config import njit_exact
-from .lif import _div, _reciprocal
+from .lif import bptt_step, charge, fire, reciprocal, reset
 from .util import copy, fill
 
 
@@ -59,7 +60,7 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
     has_res = res.size > 0
     r = v_reset if hard_reset else v_reset - v_reset
     one = tau / tau
-    itau, pow2 = _reciprocal(tau)
+    itau, pow2 = reciprocal(tau)
     zero = one - one
     inv = 1.0 / (pool * pool)
     hs = np.empty(HW, x.dtype)  # stands in for h when it is not kept
@@ -86,18 +87,11 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
             inp = tot_in if has_res else cur
             ht = h[t, b, c] if save_h else hs
             for p in range(HW):
-                vj = v[p]
-                if decay_input:
-                    hj = vj + _div(inp[p] - (vj - r), tau, itau, pow2)
-                else:
-                    hj = vj - _div(vj - r, tau, itau, pow2) + inp[p]
+                hj = charge(v[p], inp[p], tau, itau, pow2, r, decay_input)
                 ht[p] = hj
-                fire = hj >= v_th
-                spk[p] = one if fire else zero
-                if hard_reset:
-                    v[p] = v_reset if fire else hj
-                else:
-                    v[p] = hj - v_th if fire else hj
+                f = fire(hj, v_th)
+                spk[p] = one if f else zero
+                v[p] = reset(hj, f, v_reset, v_th, hard_reset)
                 tot[p] += spk[p]
             if pool > 1:
                 _pool_sum(out[t, b, c], spk, pool, W, inv)
@@ -130,8 +124,7 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
     T, B, C, HW = h.shape
     bx = x.shape[0] == 1
     one = tau / tau
-    itau, pow2 = _reciprocal(tau)
-    zero = one - one
+    itau, pow2 = reciprocal(tau)
     inv = 1.0 / (pool * pool)
     carry = np.empty(HW, h.dtype)  # per-plane buffers, allocated once per call
     ds = np.empty(HW, h.dtype)
@@ -153,19 +146,9 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
             ht = h[t, b, c]
             dt = dcur[0 if bx else t, b, c]
             for p in range(HW):
-                hj = ht[p]
-                z = (hj - v_th) * sg_scale
-                sgv = sg_half_alpha / (one + z * z)
-                if hard_reset:
-                    rg = zero if hj >= v_th else one
-                    if not detach_reset:
-                        rg = rg + (v_reset - hj) * sgv
-                else:
-                    rg = one if detach_reset else one - v_th * sgv
-                gh = ds[p] * sgv + carry[p] * rg
-                gt = _div(gh, tau, itau, pow2)
-                d = gt if decay_input else gh
-                carry[p] = gh - gt
+                d, carry[p] = bptt_step(ds[p], carry[p], ht[p], tau, itau, pow2, v_th,
+                                        v_reset, decay_input, hard_reset, detach_reset,
+                                        sg_half_alpha, sg_scale, one)
                 if bx:
                     dt[p] += d
                 else:

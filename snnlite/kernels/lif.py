@@ -1,18 +1,26 @@
-"""Multi-step LIF neuron: forward and BPTT backward, the time loop inside each kernel.
+"""The LIF step, written once, and the multi-step LIF kernels built on it.
 
 Per step t with input x_t and membrane v (v_0 given, usually v_reset):
 
-    charge:  h_t = v + (x_t - (v - v_r)) / tau          (decay_input)
-             h_t = v - (v - v_r) / tau + x_t            (otherwise)
-    fire:    s_t = 1 if h_t >= v_th else 0              (a tie spikes)
-    reset:   v = v_reset if s_t else h_t                (hard reset)
-             v = h_t - s_t * v_th                       (soft reset, v_r = 0 in the charge)
+    # charge
+    h_t = v + (x_t - (v - v_r)) / tau          (decay_input)
+    h_t = v - (v - v_r) / tau + x_t            (otherwise)
+    # fire
+    s_t = 1 if h_t >= v_th else 0              (a tie spikes)
+    # reset
+    v = v_reset if s_t else h_t                (hard reset)
+    v = h_t - s_t * v_th                       (soft reset, v_r = 0 in the charge)
 
 This is SpikingJelly's LIFNode, operation for operation: the kernels are compiled without
 fastmath and every scalar arrives in the array's dtype, so float32 results agree bit for bit.
-Only the pre-spike membrane ``h`` is kept for backward; spikes and surrogate gradients are
-recomputed from it in reverse time. The surrogate is ATan:
+A power-of-two tau divides by multiplying with its exact reciprocal (the same result, see
+:func:`reciprocal`). Only the pre-spike membrane ``h`` is kept for backward; spikes and
+surrogate gradients are recomputed from it in reverse time. The surrogate is ATan:
 ``sg(u) = (alpha / 2) / (1 + (pi / 2 * alpha * u)^2)``.
+
+:func:`charge`, :func:`fire`, :func:`reset` and, for BPTT, :func:`surrogate` and
+:func:`bptt_step` are the only place this maths is written: every kernel that updates a
+membrane (here, :mod:`.fused`, :mod:`.event`) inlines them into its own loops.
 
 Arrays are (T, M) with the neurons flattened; an input with a leading dimension of 1 is the
 same current at every step (direct coding). Each call computes neurons lo..hi-1, in blocks
@@ -22,21 +30,70 @@ import math
 
 import numpy as np
 
-from .._config import njit_exact
+from .._config import njit_exact, njit_inline
 
 BLOCK = 512
 
 
 @njit_exact
-def _reciprocal(tau):
+def reciprocal(tau):
     """(1 / tau, whether tau is a power of two): then x * (1 / tau) is exactly x / tau
     (both round the same real number once), and a multiplication is far cheaper."""
     return (tau / tau) / tau, math.frexp(tau)[0] == 0.5
 
 
-@njit_exact
+@njit_inline
 def _div(x, tau, itau, pow2):
+    """x / tau, by the exact reciprocal ``itau`` when ``pow2`` (see :func:`reciprocal`)."""
     return x * itau if pow2 else x / tau
+
+
+@njit_inline
+def charge(v, x, tau, itau, pow2, r, decay_input):
+    """Pre-spike membrane h from membrane v and input x; r is the rest the charge leaks
+    towards (v_reset, or 0 under soft reset); (itau, pow2) = ``reciprocal(tau)``."""
+    if decay_input:
+        return v + _div(x - (v - r), tau, itau, pow2)
+    return v - _div(v - r, tau, itau, pow2) + x
+
+
+@njit_inline
+def fire(h, v_th):
+    """Whether the neuron spikes: a tie h == v_th does."""
+    return h >= v_th
+
+
+@njit_inline
+def reset(h, fired, v_reset, v_th, hard_reset):
+    """Membrane after the step."""
+    if fired:
+        return v_reset if hard_reset else h - v_th
+    return h
+
+
+@njit_inline
+def surrogate(h, v_th, half_alpha, scale, one):
+    """ATan surrogate of dH/dh at h: half_alpha / (1 + ((h - v_th) * scale)^2)."""
+    z = (h - v_th) * scale
+    return half_alpha / (one + z * z)
+
+
+@njit_inline
+def bptt_step(ds, carry, h, tau, itau, pow2, v_th, v_reset, decay_input, hard_reset,
+              detach_reset, half_alpha, scale, one):
+    """One step of BPTT, backwards: (gradient wrt x_t, gradient wrt v_{t-1}) from ds (wrt
+    s_t), carry (wrt v_t) and h = h_t. The charge is linear in v and x: dh/dx = 1 / tau
+    (1 with decay_input off) and dh/dv = 1 - 1 / tau."""
+    sg = surrogate(h, v_th, half_alpha, scale, one)
+    if hard_reset:  # v = h (1 - s) + v_reset s
+        rg = one - one if fire(h, v_th) else one
+        if not detach_reset:
+            rg = rg + (v_reset - h) * sg
+    else:  # v = h - s v_th
+        rg = one if detach_reset else one - v_th * sg
+    gh = ds * sg + carry * rg
+    gt = _div(gh, tau, itau, pow2)
+    return (gt if decay_input else gh), gh - gt
 
 
 @njit_exact
@@ -47,26 +104,20 @@ def lif_forward(s, h, v, x, tau, v_th, v_reset, decay_input, hard_reset, lo, hi)
     bx = x.shape[0] == 1
     r = v_reset if hard_reset else v_reset - v_reset  # the charge leaks towards 0 under soft reset
     one = tau / tau
-    itau, pow2 = _reciprocal(tau)
     zero = tau - tau
+    itau, pow2 = reciprocal(tau)
     for b0 in range(lo, hi, BLOCK):
         b1 = min(hi, b0 + BLOCK)
+        vb = v[b0:b1]
         for t in range(T):
-            xt = x[0] if bx else x[t]
-            ht, st = h[t], s[t]  # 1-D rows in the inner loop: it vectorises
-            for j in range(b0, b1):
-                vj = v[j]
-                if decay_input:
-                    hj = vj + _div(xt[j] - (vj - r), tau, itau, pow2)
-                else:
-                    hj = vj - _div(vj - r, tau, itau, pow2) + xt[j]
+            # 1-D rows of the block, indexed from 0 (no wrap-around to check): it vectorises
+            xt, ht, st = x[0 if bx else t, b0:b1], h[t, b0:b1], s[t, b0:b1]
+            for j in range(b1 - b0):
+                hj = charge(vb[j], xt[j], tau, itau, pow2, r, decay_input)
                 ht[j] = hj
-                if hj >= v_th:
-                    st[j] = one
-                    v[j] = v_reset if hard_reset else hj - v_th
-                else:
-                    st[j] = zero
-                    v[j] = hj
+                f = fire(hj, v_th)
+                st[j] = one if f else zero
+                vb[j] = reset(hj, f, v_reset, v_th, hard_reset)
 
 
 @njit_exact
@@ -79,23 +130,15 @@ def lif_backward(dx, ds, h, tau, v_th, v_reset, decay_input, hard_reset, detach_
     """
     T, M = h.shape
     one = tau / tau
-    itau, pow2 = _reciprocal(tau)
+    itau, pow2 = reciprocal(tau)
+    buf = np.empty(BLOCK, h.dtype)  # gradient wrt the membrane, flowing back in time
     for b0 in range(lo, hi, BLOCK):
         b1 = min(hi, b0 + BLOCK)
-        carry = np.zeros(b1 - b0, h.dtype)
+        carry = buf[:b1 - b0]
+        carry[:] = 0
         for t in range(T - 1, -1, -1):
-            ht, dst, dxt = h[t], ds[t], dx[t]
-            for j in range(b0, b1):
-                hj = ht[j]
-                z = (hj - v_th) * sg_scale
-                sg = sg_half_alpha / (one + z * z)
-                if hard_reset:
-                    rg = one - one if hj >= v_th else one
-                    if not detach_reset:
-                        rg = rg + (v_reset - hj) * sg
-                else:
-                    rg = one if detach_reset else one - v_th * sg
-                gh = dst[j] * sg + carry[j - b0] * rg
-                gt = _div(gh, tau, itau, pow2)
-                dxt[j] = gt if decay_input else gh
-                carry[j - b0] = gh - gt
+            ht, dst, dxt = h[t, b0:b1], ds[t, b0:b1], dx[t, b0:b1]  # indexed from 0
+            for j in range(b1 - b0):
+                dxt[j], carry[j] = bptt_step(dst[j], carry[j], ht[j], tau, itau, pow2, v_th,
+                                             v_reset, decay_input, hard_reset, detach_reset,
+                                             sg_half_alpha, sg_scale, one)
