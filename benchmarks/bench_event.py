@@ -69,7 +69,8 @@ def _images(B):
 
 def _train(out):
     from snnlite.data import load_mini
-    from snnlite.train import TrainConfig, Trainer
+    from snnlite.io.config import TrainConfig
+    from snnlite.train import Trainer
     ckpt = Path(out) / "best.h5"
     if not ckpt.exists():
         train, test = load_mini(DATA / "cifar10-mini.npz")
@@ -80,7 +81,7 @@ def _train(out):
 
 def _model(ckpt, calib):
     if ckpt:
-        from snnlite.train import load_model
+        from snnlite.io.checkpoint import load_model
         return load_model(ckpt)[0].eval(), f"cifarnet_small from {ckpt}"
     model = snnlite.models.cifarnet_small(seed=0)
     bns = [m for m in model.modules() if isinstance(m, snnlite.nn.BatchNorm2d)]

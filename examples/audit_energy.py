@@ -14,10 +14,13 @@ import tempfile
 import numpy as np
 
 from snnlite import data
+from snnlite.encoding import model_input
 from snnlite.event import compile_model, dense_counts
 from snnlite.event.counts import Counts
 from snnlite.event.report import format_table, summarize
-from snnlite.train import TrainConfig, Trainer, load_model, model_input
+from snnlite.io.checkpoint import load_model
+from snnlite.io.config import TrainConfig
+from snnlite.train import Trainer
 
 
 def quick_checkpoint(data_path, out_dir):

@@ -29,8 +29,9 @@ import time
 from pathlib import Path
 
 from snnlite import data, losses
-from snnlite.io.checkpoint import atomic_write
-from snnlite.train import TrainConfig, Trainer, evaluate, load_model, subset
+from snnlite.io.checkpoint import atomic_write, load_model
+from snnlite.io.config import TrainConfig
+from snnlite.train import Trainer, evaluate, subset
 from snnlite.transfer import Transfer, TransferConfig, pearson
 
 METHODS = ["tsf", "skd", "reverse_kl", "mse"]
@@ -49,7 +50,7 @@ def add_energy(rows, checkpoints, test, samples, target="cmos45_fp32"):
     estimate (``target`` table) go into the row. Returns {"target", "samples"}."""
     import numpy as np
 
-    from snnlite.event.cli import audit
+    from snnlite.event.audit import audit
     from snnlite.event.energy import get_table
 
     table = get_table(target)

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from snnlite import data
-from snnlite.io.checkpoint import atomic_write
-from snnlite.train import evaluate, load_model, subset
+from snnlite.io.checkpoint import atomic_write, load_model
+from snnlite.train import evaluate, subset
 from snnlite.transfer import mcnemar
 
 

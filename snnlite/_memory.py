@@ -3,8 +3,12 @@
 glibc serves allocations above a threshold (at most 32 MB) with fresh ``mmap`` pages and
 unmaps them on free, so every training step pays page faults to zero 30-70 MB activations
 again (a third of the step time measured on cifarnet_small, T=8, B=32). Raising the mmap
-and trim thresholds lets freed activations be reused by the next step. Applied once at
-import on glibc systems; ``SNNLITE_MALLOC_TUNE=0`` leaves malloc alone.
+and trim thresholds lets freed activations be reused by the next step.
+
+These are settings of the whole host process, so ``import snnlite`` does not touch them:
+the ``snnlite`` command (:func:`snnlite.cli.main`) and :class:`snnlite.train.Trainer` apply
+them, once, on glibc systems; a program with its own training loop calls
+``snnlite.tune_malloc()`` itself. ``SNNLITE_MALLOC_TUNE=0`` leaves malloc alone everywhere.
 """
 import ctypes
 import ctypes.util

@@ -7,7 +7,8 @@
 - ``latency``: SpikingJelly's linear latency code, t = round((T - 1)(1 - x)) (0-based);
   every element fires exactly once, x = 1 at step 0, x = 0 at step T-1.
 
-TTFS and latency take the raw image in [0, 1], before any normalisation.
+TTFS and latency take the raw image in [0, 1], before any normalisation;
+:func:`model_input` applies that rule (normalise for direct coding only) to raw images.
 """
 import numpy as np
 
@@ -76,3 +77,13 @@ def encode(name, x, T):
     if name not in ENCODERS:
         raise ValueError(f"encoding: expected one of {sorted(ENCODERS)}, got {name!r}")
     return ENCODERS[name](x, T)
+
+
+def model_input(x, enc, T, mean, std):
+    """Encode raw images x [B, 3, H, W] in [0, 1]: direct coding sees the image normalised
+    by the dataset's ``mean`` and ``std``, event encoders (TTFS, latency) the raw one."""
+    from .data import normalize  # here: the encoders themselves need numpy only
+
+    if enc == "direct":
+        return direct(normalize(x, mean, std), T)
+    return encode(enc, x, T)

@@ -4,8 +4,18 @@ maths, the gradient in the logits' dtype.
 Distillation follows D2E: ``skd_loss = alpha * CE(student, y) + (1 - alpha) * K^2 *
 KL(softmax(teacher / K) || softmax(student / K))``; the teacher is a constant (no gradient).
 The divergence terms are exchangeable for the ablations (reverse KL, MSE on softmax).
+
+Non-finite logits raise :class:`DivergenceError`, which training loops catch by type.
 """
 import numpy as np
+
+
+class DivergenceError(FloatingPointError, ValueError):
+    """Logits (or a loss) that are NaN or infinite: in training, the model has diverged.
+
+    A :class:`FloatingPointError` by kind, and still a :class:`ValueError` (what a loss
+    raised for such input before this class existed), so that either ``except`` catches it.
+    """
 
 
 def _check_logits(name, z, B=None):
@@ -16,7 +26,7 @@ def _check_logits(name, z, B=None):
         raise ValueError(f"{name}: expected shape [{B if B is not None else 'B'}, K], "
                          f"got {z.shape}")
     if not np.isfinite(z).all():
-        raise ValueError(f"{name}: contains NaN or infinity")
+        raise DivergenceError(f"{name}: contains NaN or infinity")
 
 
 def _check_labels(labels, logits):

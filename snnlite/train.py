@@ -17,58 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from . import data as sdata
-from . import encoding, losses, models, optim
-from .io.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from . import losses, models, optim
+from ._memory import tune_malloc
+from .encoding import model_input
+from .io.checkpoint import atomic_write, load_checkpoint, load_model, save_checkpoint
+from .io.config import TrainConfig
+from .losses import DivergenceError
 
-
-@dataclasses.dataclass
-class TrainConfig:
-    model: str = "cifarnet_small"
-    dataset: str = "cifar10"
-    T: int = 8
-    epochs: int = 60
-    batch_size: int = 64
-    lr: float | None = None  # default 0.1 * batch_size / 256, as in the D2E paper
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 1.0
-    lr_floor: float = 0.0
-    encoding: str = "direct"
-    seed: int = 0
-    augment: bool = True
-    num_classes: int = 10
-    checkpoint_every: int = 500
-    checkpoint_minutes: float = 10.0
-    eval_batch_size: int = 200
-    train_limit: int | None = None  # first N training images only (quick runs, tests)
-    test_limit: int | None = None
-
-    def __post_init__(self):
-        if self.lr is None:
-            self.lr = 0.1 * self.batch_size / 256
-        if self.encoding not in encoding.ENCODERS:
-            raise ValueError(f"encoding: expected one of {sorted(encoding.ENCODERS)}, "
-                             f"got {self.encoding!r}")
-        if self.model not in models.MODELS:
-            raise ValueError(f"model: expected one of {sorted(models.MODELS)}, "
-                             f"got {self.model!r}")
-        for name in ("T", "epochs", "batch_size", "checkpoint_every", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: expected a positive integer, got "
-                                 f"{getattr(self, name)}")
-
-    @classmethod
-    def from_dict(cls, d):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in fields})
-
-
-def model_input(x, enc, T, mean, std):
-    """Encode raw images x [B, 3, H, W] in [0, 1]: direct coding sees the normalised image,
-    event encoders (TTFS, latency) the raw one."""
-    if enc == "direct":
-        return encoding.direct(sdata.normalize(x, mean, std), T)
-    return encoding.encode(enc, x, T)
+# TrainConfig, load_model and model_input live in snnlite.io.config, snnlite.io.checkpoint
+# and snnlite.encoding; they stay importable from here for code written against snnlite 0.1.
+__all__ = ["DivergenceError", "TrainConfig", "Trainer", "evaluate", "load_model",
+           "model_input", "subset"]
 
 
 def subset(ds, limit):
@@ -111,11 +70,15 @@ def _bar(it, enabled, desc, **kw):
 
 
 class Trainer:
-    """Supervised training of a spiking classifier; subclasses change :meth:`train_step`
-    (and :meth:`extra_metrics`) to train differently (e.g. distillation)."""
+    """Supervised training of a spiking classifier; subclasses change :meth:`loss` (and
+    :meth:`extra_metrics`) to train differently (e.g. distillation).
+
+    Constructing one applies :func:`snnlite.tune_malloc` (large activations reused from the
+    heap; ``SNNLITE_MALLOC_TUNE=0`` turns it off)."""
 
     def __init__(self, config, out_dir, train_set, test_set, model=None, resume=False,
                  progress=True, log_every=0):
+        tune_malloc()
         self.cfg = config
         self.out = Path(out_dir)
         self.train_set = subset(train_set, config.train_limit)
@@ -172,12 +135,18 @@ class Trainer:
         return optim.cosine_warmup(step, self.total_steps, self.cfg.lr, self.warmup_steps,
                                    floor=self.cfg.lr_floor)
 
+    def loss(self, logits, x, y):
+        """(loss, grad wrt ``logits``) of one batch: the model's logits [B, K] on raw images
+        x [B, 3, H, W] with labels y [B]. Cross-entropy here; subclasses change the
+        objective (and may use x, e.g. to run a teacher on it)."""
+        return losses.cross_entropy(logits, y)
+
     def train_step(self, x, y):
         """One optimisation step on raw images x [B, 3, H, W]; returns (loss, n_correct)."""
         cfg = self.cfg
         z = self.model.forward(model_input(x, cfg.encoding, cfg.T, self.train_set.mean,
                                            self.train_set.std))
-        loss, g = losses.cross_entropy(z, y)
+        loss, g = self.loss(z, x, y)
         self.opt.zero_grad()
         self.model.backward(g)
         self.opt.step()
@@ -222,15 +191,13 @@ class Trainer:
                 self.opt.lr = lr
                 try:
                     loss, correct = self.train_step(x, y)
-                except ValueError as e:
-                    if "NaN" not in str(e):
-                        raise
-                    raise FloatingPointError(
+                    if not math.isfinite(loss):
+                        raise DivergenceError(f"loss is {loss}")
+                except DivergenceError as e:
+                    raise DivergenceError(
                         f"training diverged at epoch {epoch + 1}, step {st['step']} "
                         f"(lr {lr:.4g}): {e}. Lower the learning rate; the last good "
                         f"checkpoint is {self.out / 'last.h5'}") from None
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss} at step {st['step']}")
                 st["step"] += 1
                 st["batch"] += 1
                 st["loss_sum"] += loss * len(y)
@@ -284,14 +251,3 @@ class Trainer:
                   f"{row['train_acc']:.4f} | test loss {row['test_loss']:.4f} acc "
                   f"{row['test_acc']:.4f}", flush=True)
 
-
-def load_model(path):
-    """(model, config) from a checkpoint written by :class:`Trainer`."""
-    ck = load_checkpoint(path)
-    cfg = TrainConfig.from_dict(ck["config"])
-    model = models.build(cfg.model, cfg.num_classes)
-    try:
-        model.load_state_dict(ck["model"])
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    return model, cfg

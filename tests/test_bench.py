@@ -36,7 +36,7 @@ def test_bench_with_trained_weights_reports_their_spike_rate(tmp_path):
 
     from snnlite.bench import bench_images, measure
     from snnlite.io.checkpoint import save_checkpoint
-    from snnlite.train import TrainConfig
+    from snnlite.io.config import TrainConfig
 
     m = snnlite.models.cifarnet_small()
     state = m.state_dict()

@@ -13,7 +13,8 @@ from snnlite import cli, encoding
 from snnlite.event import compile_model
 from snnlite.event.energy import TABLES, EnergyTable, energy, get_table, load_table
 from snnlite.event.report import CSV_COLUMNS, summarize, to_csv
-from snnlite.train import TrainConfig, Trainer
+from snnlite.io.config import TrainConfig
+from snnlite.train import Trainer
 
 
 def test_builtin_tables_carry_values_and_sources():

@@ -12,10 +12,9 @@ import pytest
 from test_torch_pth import Ckpt, write_zip
 
 from snnlite import cli, models
-from snnlite.io.checkpoint import load_checkpoint
+from snnlite.io.checkpoint import load_checkpoint, load_model
 from snnlite.io.torch_import import load_torch_state_dict
 from snnlite.nn import LIF, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, Sequential, TimeMean
-from snnlite.train import load_model
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "torch" / "cifarnet"
 

@@ -402,7 +402,7 @@ def test_no_nir_or_torch_needed(small_file, tmp_path):
             "            raise ImportError(name + ' must not be imported')\n"
             "sys.meta_path.insert(0, Block())\n"
             "from snnlite.io.nir import import_nir, export_nir\n"
-            "import snnlite.io.torch_import, snnlite.io.cli\n"
+            "import snnlite.io.torch_import, snnlite.cli.import_torch, snnlite.cli.export\n"
             f"m = import_nir({str(small_file)!r})\n"
             f"export_nir(m, {str(tmp_path / 'again.nir')!r}, input_shape=(3, 8, 8))\n")
     env = {**os.environ, "NUMBA_NUM_THREADS": "1",

@@ -9,6 +9,8 @@ Layout (format version 1)::
 
 Files are written to a temporary name in the same folder, flushed to disk and renamed,
 so a crash at any moment leaves either the old file or the new one, never half of one.
+:func:`load_model` rebuilds a checkpoint's model from the file alone (the schema of its
+``config`` is :class:`snnlite.io.config.TrainConfig`).
 """
 import json
 import os
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from .._version import __version__
 
 FORMAT = "snnlite-checkpoint"
 FORMAT_VERSION = 1
@@ -52,8 +56,6 @@ def save_checkpoint(path, model_state, config, state, momenta=None):
     model_state: {name: array} (``model.state_dict()``); config, state: JSON-able dicts;
     momenta: {name: array} optimizer buffers keyed by parameter name.
     """
-    from .. import __version__
-
     def write(tmp):
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
@@ -101,3 +103,18 @@ def load_checkpoint(path):
     except (OSError, KeyError) as e:
         raise ValueError(f"{path}: unreadable checkpoint (truncated or corrupt?): {e}") from e
 
+
+def load_model(path):
+    """(model, :class:`~snnlite.io.config.TrainConfig`) from a checkpoint: the model named
+    by its config, built for its number of classes, with the stored weights (strict)."""
+    from .. import models  # here: the file format itself needs h5py and numpy only
+    from .config import TrainConfig
+
+    ck = load_checkpoint(path)
+    cfg = TrainConfig.from_dict(ck["config"])
+    model = models.build(cfg.model, cfg.num_classes)
+    try:
+        model.load_state_dict(ck["model"])
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return model, cfg

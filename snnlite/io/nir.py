@@ -367,7 +367,7 @@ def _summary(values):
 def model_to_nir(model, dt=1.0, input_shape=(3, 32, 32)):
     """The NIR graph of ``model`` as ``dict(nodes, edges, metadata)`` (plain dicts and
     arrays, what :func:`export_nir` writes)."""
-    from .. import __version__
+    from .._version import __version__
 
     if not dt > 0:
         raise ValueError(f"export_nir: dt must be > 0, got {dt}")

@@ -15,18 +15,22 @@ checkpoint on the first ``--samples`` test images, per encoding, side by side.
 with RESULT as documented in :mod:`snnlite.event.report` (per-sample means, per layer and
 total). ``--format csv`` prints ``report.CSV_COLUMNS``, one row per (encoding, layer) and a
 ``total`` row per encoding. ``--check`` also runs the dense forward (float64) and exits
-with status 3 unless every count agrees exactly.
+with status 3 unless every count agrees exactly. The counting itself is
+:func:`snnlite.event.audit.audit`.
 """
 import json
 import sys
 
 import numpy as np
 
-ENCODINGS = ("direct", "ttfs", "latency")
+from ..event.audit import ENCODINGS, audit
+from ..event.energy import get_table
+from ..event.report import ESTIMATE_NOTE, format_table, to_csv
+from ..io.checkpoint import load_model
+from .common import load_data
 
 
-def add_audit_parser(subparsers):
-    """Register the ``audit`` subcommand on an argparse ``subparsers`` object."""
+def add_parser(subparsers):
     a = subparsers.add_parser(
         "audit", help="exact spike/synop/MAC counts and energy estimates of a checkpoint",
         description="Exact spike, synop and MAC counts of a checkpoint on the first N test "
@@ -46,49 +50,11 @@ def add_audit_parser(subparsers):
     a.add_argument("--format", default="table", choices=["table", "json", "csv"])
     a.add_argument("--check", action="store_true",
                    help="verify every count against the dense path (slower)")
-    a.set_defaults(func=cmd_audit)
+    a.set_defaults(func=run)
     return a
 
 
-def _test_set(args, cfg):
-    from .. import data
-    return data.load_dataset(cfg.dataset, args.data)[1]
-
-
-def audit(model, images, labels, mean, std, encodings, T, table, batch_size=16,
-          check=False):
-    """Audit ``model`` on raw images [N, 3, H, W] in [0, 1]. Returns ({encoding: RESULT},
-    {encoding: list of count mismatches}) (mismatches only with ``check``)."""
-    from ..train import model_input
-    from .compile import compile_model
-    from .counts import Counts
-    from .dense import dense_counts
-    from .report import summarize
-
-    model.astype(np.float64).eval()  # exact float64 copies of the parameters
-    net = compile_model(model, images.shape[1:], dtype=np.float64)
-    results, problems = {}, {}
-    for enc in encodings:
-        parts, logits, bad = [], [], []
-        for i in range(0, len(images), batch_size):
-            x = model_input(images[i:i + batch_size], enc, T, mean, std)
-            res = net.run(x)
-            parts.append(res.counts)
-            logits.append(res.logits)
-            if check:
-                ref, _, _ = dense_counts(net, model, x)
-                bad += [f"samples {i}+: {m}" for m in res.counts.mismatches(ref)]
-        results[enc] = summarize(Counts.concat(parts), table, enc, np.concatenate(logits),
-                                 labels)
-        problems[enc] = bad
-    return results, problems
-
-
-def cmd_audit(args):
-    from ..train import load_model
-    from .energy import get_table
-    from .report import ESTIMATE_NOTE, format_table, to_csv
-
+def run(args):
     if args.samples < 1 or args.batch_size < 1:
         raise ValueError("--samples and --batch-size must be positive")
     table = get_table(args.target)
@@ -96,7 +62,7 @@ def cmd_audit(args):
     T = args.T or cfg.T
     if T < 1:
         raise ValueError(f"--T: expected a positive integer, got {T}")
-    test = _test_set(args, cfg)
+    _, test = load_data(cfg.dataset, args.data)
     n = min(args.samples, len(test))
     images = test.images[:n].astype(np.float32) / np.float32(255)
     results, problems = audit(model, images, test.labels[:n], test.mean, test.std,

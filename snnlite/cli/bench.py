@@ -1,0 +1,43 @@
+"""``snnlite bench``: training and inference throughput on this machine."""
+import json
+
+from .. import bench
+from ..models import MODELS
+from .common import print_table
+
+
+def add_parser(subparsers):
+    b = subparsers.add_parser("bench", help="training and inference throughput on this machine")
+    b.add_argument("--model", default="cifarnet_small", choices=sorted(MODELS))
+    b.add_argument("--T", type=int, nargs="+", default=[8, 4])
+    b.add_argument("--batch-size", type=int, default=32)
+    b.add_argument("--steps", type=int, default=5)
+    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("--data", default=None, help="cifar10-mini.npz for real images "
+                   "(default: uniform noise)")
+    b.add_argument("--weights", default=None, help="checkpoint of a trained model: speed "
+                   "at its firing rates (default: a fresh initialisation)")
+    b.add_argument("--format", default="table", choices=["table", "json"])
+    b.set_defaults(func=run)
+    return b
+
+
+def run(args):
+    images = bench.bench_images(args.batch_size, args.data)
+    peak = bench.sgemm_gflops()
+    rows = []
+    for T in args.T:
+        r = bench.measure(args.model, T, args.batch_size, args.steps, args.warmup, images,
+                          args.weights)
+        r["train_gflops"] = r["train_img_s"] * r["train_flops_per_img"] / 1e9
+        r["train_peak_fraction"] = r["train_gflops"] / peak
+        r["sgemm_gflops"] = peak
+        rows.append(r)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{args.model}, batch {args.batch_size}, input {rows[0]['input']}; numpy sgemm "
+              f"{peak:.0f} GFLOP/s")
+        print_table(["T", "spike_rate", "train_img_s", "train_gflops", "train_peak_fraction",
+                     "infer_img_s", "peak_rss_mb"], rows)
+    return 0

@@ -1,0 +1,38 @@
+"""``snnlite eval``: a checkpoint's test accuracy and loss, per encoding."""
+import json
+
+from ..io.checkpoint import load_model
+from ..train import evaluate, subset
+from .common import ENCODINGS, add_data_args, load_data, print_table
+
+
+def add_parser(subparsers):
+    e = subparsers.add_parser("eval", help="evaluate a checkpoint on the test split")
+    e.add_argument("checkpoint")
+    add_data_args(e)
+    e.add_argument("--encoding", nargs="+", default=["direct"], choices=list(ENCODINGS))
+    e.add_argument("--T", type=int, default=None, help="default: the checkpoint's")
+    e.add_argument("--limit", type=int, default=None, help="first N test images")
+    e.add_argument("--format", default="table", choices=["table", "json"])
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=run)
+    return e
+
+
+def run(args):
+    model, cfg = load_model(args.checkpoint)
+    _, test = load_data(cfg.dataset, args.data)  # the checkpoint's dataset
+    if args.limit:
+        test = subset(test, args.limit)
+    T = args.T or cfg.T
+    res = {}
+    for enc in args.encoding:
+        ev = evaluate(model, test, T, enc, progress=not args.no_progress)
+        res[enc] = {"accuracy": ev["acc"], "loss": ev["loss"], "T": T, "images": len(test)}
+    if args.format == "json":
+        print(json.dumps({"checkpoint": str(args.checkpoint), "model": cfg.model,
+                          "results": res}, indent=2))
+    else:
+        print_table(["encoding", "T", "images", "accuracy", "loss"],
+                    [dict(encoding=k, **v) for k, v in res.items()])
+    return 0

@@ -1,0 +1,65 @@
+"""``snnlite transfer``: direct-to-event transfer of a trained checkpoint (SKD, TSF, ...);
+the trainer is :class:`snnlite.transfer.Transfer`."""
+from pathlib import Path
+
+from ..io.checkpoint import load_checkpoint
+from ..transfer import METHODS, Transfer, TransferConfig
+from .common import DATA_HELP, load_data, print_table
+
+TABLE = ["epoch", "train_loss", "test_acc", "teacher_acc", "gap", "kl", "kl_temp",
+         "firing_rate", "wall_s"]
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "transfer", help="direct-to-event transfer of a trained checkpoint (SKD, TSF, ...)",
+        description="Finetune a copy of a direct-coded checkpoint on event (TTFS) input, "
+                    "distilling from the frozen original (D2E).")
+    p.add_argument("--teacher", required=True,
+                   help="checkpoint of the direct-coded model (e.g. runs/x/best.h5)")
+    p.add_argument("--method", default="skd", choices=list(METHODS))
+    p.add_argument("--encoding", default="ttfs", choices=["ttfs", "latency"])
+    p.add_argument("--T", type=int, default=8, help="student time steps (default 8)")
+    p.add_argument("--teacher-T", type=int, default=None, help="default: the checkpoint's")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--alpha", type=float, default=0.4, help="CE weight (default 0.4)")
+    p.add_argument("--temperature", type=float, default=4.0, help="K (default 4)")
+    p.add_argument("--lr", type=float, default=None, help="default 0.1 * batch / 256")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps")
+    p.add_argument("--data", default=None, help=DATA_HELP + "; the dataset is the teacher's")
+    p.add_argument("--train-limit", type=int, default=None, help="use the first N images")
+    p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument("--out", default=None,
+                   help="run folder (default runs/transfer-<method>-<encoding>-T<T>-s<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args):
+    dataset = load_checkpoint(args.teacher)["config"].get("dataset", "cifar10")
+    cfg = TransferConfig(teacher=args.teacher, method=args.method, encoding=args.encoding,
+                         T=args.T, teacher_T=args.teacher_T, epochs=args.epochs,
+                         alpha=args.alpha, temperature=args.temperature, lr=args.lr,
+                         batch_size=args.batch_size, weight_decay=args.weight_decay,
+                         warmup_epochs=args.warmup_epochs, seed=args.seed,
+                         augment=not args.no_augment, checkpoint_every=args.checkpoint_every,
+                         train_limit=args.train_limit, test_limit=args.test_limit)
+    out = Path(args.out or f"runs/transfer-{cfg.method}-{cfg.encoding}-T{cfg.T}-s{cfg.seed}")
+    train, test = load_data(dataset, args.data)
+    tr = Transfer(cfg, out, train, test, resume=args.resume, progress=not args.no_progress)
+    res = tr.fit()
+    hist = tr.state["history"]
+    print_table(TABLE, hist if len(hist) <= 12 else hist[:1] + hist[-10:])
+    r = res["pearson_kl_gap"]
+    print(f"{res['method']}: teacher (direct) {res['teacher_acc']:.4f} | baseline "
+          f"({res['encoding']}) {res['baseline_acc']:.4f} | final {res['final_acc']:.4f} | "
+          f"best {res['best_acc']:.4f} | r(KL, gap) "
+          f"{'n/a' if r is None else f'{r:.3f}'}; results in {out / 'results.json'}")
+    return 0
