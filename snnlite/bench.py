@@ -1,5 +1,5 @@
 """Throughput of snnlite on this machine: ``snnlite bench`` (and the engine behind
-``benchmarks/bench_train.py``, which adds PyTorch side by side, memory and JIT figures).
+``examples/benchmarks/bench_train.py``, which adds PyTorch side by side, memory and JIT figures).
 
 Training img/s is forward + cross-entropy + backward + SGD step on a direct-coded batch;
 inference img/s an eval-mode forward. ``dense_flops`` counts the convolution and linear
@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 
-from . import data, encoding, losses, models, nn, optim
+from . import data, encoding, losses, models, optim
+from .nn.graph import INPUT, trace
 
 
 def sgemm_gflops(n=2048, reps=3):
@@ -27,46 +28,28 @@ def sgemm_gflops(n=2048, reps=3):
 
 
 def dense_flops(model, T, train, image_shape=(3, 32, 32)):
-    """Dense-equivalent FLOPs of one image over T steps (the first layer's input gradient
-    is not computed in training, as snnlite does not)."""
-    sizes = {}
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    for m in convs:  # record each convolution's input size with one tiny forward
-        def hook(x, f=m._forward, m=m):
-            sizes[id(m)] = x.shape[2:]
-            return f(x)
-        m._forward = hook
-    was_training = model.training
-    model.eval()
-    try:
-        model.forward(encoding.direct(np.zeros((1,) + tuple(image_shape), model.dtype), 1))
-    finally:
-        for m in convs:
-            del m._forward
-        model.train(was_training)
-    total, first = 0, True
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            H, W = sizes[id(m)]
-            Ho = (H + 2 * m.padding - m.kernel_size) // m.stride + 1
-            Wo = (W + 2 * m.padding - m.kernel_size) // m.stride + 1
-            macs = m.out_channels * m.in_channels * m.kernel_size ** 2 * Ho * Wo
-            total += macs * ((2 if first else 3) if train else 1)
-            first = False
-        elif isinstance(m, nn.Linear):
-            total += m.in_features * m.out_features * (3 if train else 1)
+    """Dense-equivalent FLOPs of one image over T steps, from the traced graph's conv and
+    linear nodes (in training, the input gradient of a layer that reads the images is not
+    computed, as snnlite does not)."""
+    total = 0
+    for n in trace(model, image_shape).of_kind("conv", "linear"):
+        m = n.module
+        if n.kind == "conv":
+            macs = m.in_channels * m.kernel_size ** 2 * n.size
+        else:
+            macs = m.in_features * m.out_features
+        total += macs * ((2 if INPUT in n.inputs else 3) if train else 1)
     return 2 * total * T
 
 
 def spike_rate(model, inp):
     """Spikes per neuron per step over all spiking layers for input ``inp`` [T, B, ...]."""
-    from .transfer import neuron_counts, spiking_layers
-    lifs = spiking_layers(model)
+    lifs = trace(model, inp.shape[2:]).of_kind("lif")
     if not lifs:
         return None
     model.forward(inp)
-    spikes = sum(m.spike_count for _, m in lifs)
-    neurons = sum(neuron_counts(model, inp.shape[2:]).values())
+    spikes = sum(n.module.spike_count for n in lifs)
+    neurons = sum(n.size for n in lifs)
     return spikes / (neurons * inp.shape[0] * inp.shape[1])
 
 

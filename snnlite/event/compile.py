@@ -1,22 +1,24 @@
 """``compile_model``: turn a snnlite SNN into an :class:`~snnlite.event.graph.EventNet`.
 
-The model tree is walked in forward order with symbolic values: a *source* (the network
-input or a population's spikes, perhaps average-pooled or flattened on the way) or a pending
-*current* (projections into neurons not yet created, and a bias). Synaptic layers turn a
-source into a current, BatchNorm folds into the current's single projection, LIF turns a
-current into a new population, TimeMean closes the readout. Anything else raises a
-``TypeError`` naming the layer by its dotted name and type.
+The model's traced graph (:func:`snnlite.nn.trace`) is read in order, each node's value
+symbolic: a *source* (the network input or a population's spikes, perhaps average-pooled or
+flattened on the way) or a pending *current* (projections into neurons not yet created, and
+a bias). Synaptic layers turn a source into a current, BatchNorm folds into the current's
+single projection, a residual ``add`` merges two currents (spikes join as an identity
+projection), LIF turns a current into a new population, TimeMean closes the readout. Any
+other node kind raises a ``TypeError`` naming the layer by its dotted name and type.
 """
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .. import nn
-from ..models.resnet import SpikingResNet
+from ..nn.fold import fold_bn
+from ..nn.graph import trace
 from .graph import EventNet, Population, Projection
 
-SUPPORTED = ("Sequential, SpikingResNet, BasicBlock, Conv2d, Linear, BatchNorm1d, BatchNorm2d, "
-             "LIF, AvgPool2d and MaxPool2d (on spikes), Flatten, TimeMean")
+SUPPORTED = ("Conv2d, Linear, BatchNorm1d, BatchNorm2d (after them), LIF, AvgPool2d and "
+             "MaxPool2d (on spikes), Flatten, TimeMean, residual sums, in any container")
 
 
 @dataclass
@@ -40,73 +42,73 @@ class _Done:
     name: str  # the TimeMean that closed the readout
 
 
-@dataclass
 class _Builder:
-    pops: list = field(default_factory=list)
+    """Turns the nodes of a traced graph, in order, into populations."""
 
-    def visit(self, name, m, v):
-        if isinstance(v, _Done):
-            raise TypeError(f"layer {name!r} ({type(m).__name__}) comes after the readout "
-                            f"{v.name!r}: TimeMean must be the last layer")
-        if isinstance(m, (nn.Sequential, SpikingResNet)):
-            for child_name, child in m.named_children():
-                v = self.visit(_join(name, child_name), child, v)
-            return v
-        handler = _HANDLERS.get(type(m))
+    def __init__(self, graph):
+        self.graph, self.pops = graph, []
+
+    def visit(self, node, values):
+        handler = _HANDLERS.get(node.kind)
         if handler is None:
-            raise TypeError(f"layer {name or '<model>'!r} ({type(m).__name__}) is not supported "
-                            f"by the event engine; supported: {SUPPORTED}")
-        return handler(self, name, m, v)
+            m = node.module
+            raise TypeError(f"layer {node.name!r} ({type(m).__name__}) is not supported by "
+                            f"the event engine; supported: {SUPPORTED}")
+        return handler(self, node.name, node.module, *(values[n] for n in node.inputs),
+                       node=node)
 
     # ---------------------------------------------------------------- synaptic layers
-    def conv(self, name, m, v):
+    def conv(self, name, m, v, node):
         _need_source(name, m, v)
         if v.flat:
             raise TypeError(f"layer {name!r} (Conv2d) reads a flattened input")
-        C, H, W = v.shape
-        if C != m.in_channels:
-            raise ValueError(f"layer {name!r} (Conv2d): expected {m.in_channels} input "
-                             f"channels, got {C} (input shape {v.shape})")
-        Hp, Wp = H // v.pool, W // v.pool
-        k, s, p = m.kernel_size, m.stride, m.padding
-        Ho, Wo = (Hp + 2 * p - k) // s + 1, (Wp + 2 * p - k) // s + 1
-        if Ho < 1 or Wo < 1:
-            raise ValueError(f"layer {name!r} (Conv2d): input {(C, Hp, Wp)} too small")
-        proj = Projection(name, "conv", v.pop, v.shape, (m.out_channels, Ho, Wo),
-                          m.weight.data.astype(np.float64), s, p, v.pool)
-        return _Current([proj], _bias(m), (m.out_channels, Ho, Wo))
+        proj = Projection(name, "conv", v.pop, v.shape, node.out_shape,
+                          m.weight.data.astype(np.float64), m.stride, m.padding, v.pool)
+        return _Current([proj], _bias(m), node.out_shape)
 
-    def linear(self, name, m, v):
+    def linear(self, name, m, v, node):
         _need_source(name, m, v)
         C, H, W = v.shape
         if not v.flat and (H, W, v.pool) != (1, 1, 1):
             raise TypeError(f"layer {name!r} (Linear) reads a {v.shape} map: add a Flatten")
-        F = C * (H // v.pool) * (W // v.pool)
-        if F != m.in_features:
-            raise ValueError(f"layer {name!r} (Linear): expected {m.in_features} input "
-                             f"features, got {F} (input {v.shape}, pooled by {v.pool})")
         proj = Projection(name, "linear", v.pop, v.shape, (m.out_features, 1, 1),
                           m.weight.data.astype(np.float64), pool=v.pool)
         return _Current([proj], _bias(m), (m.out_features, 1, 1))
 
-    def batchnorm(self, name, m, v):
+    def batchnorm(self, name, m, v, node):
         want = "conv" if isinstance(m, nn.BatchNorm2d) else "linear"
-        if not (isinstance(v, _Current) and v.foldable and v.projections[0].kind == want):
+        src = node.inputs[0]
+        if not (isinstance(v, _Current) and v.foldable and v.projections[0].kind == want
+                and len(self.graph.consumers(src)) == 1):
             raise TypeError(f"layer {name!r} ({type(m).__name__}) must directly follow a "
                             f"{'Conv2d' if want == 'conv' else 'Linear'} to be folded into it")
-        if m.num_features != v.shape[0]:
-            raise ValueError(f"layer {name!r} ({type(m).__name__}): expected "
-                             f"{m.num_features} channels, got {v.shape[0]}")
-        scale = m.weight.data.astype(np.float64) / np.sqrt(
-            m.running_var.astype(np.float64) + m.eps)
         proj = v.projections[0]
-        w = proj.weight * scale.reshape((-1,) + (1,) * (proj.weight.ndim - 1))
-        b = 0.0 if v.bias is None else v.bias
-        bias = (b - m.running_mean.astype(np.float64)) * scale + m.bias.data.astype(np.float64)
+        w, bias = fold_bn(proj.weight, v.bias, m)
         return _Current([replace(proj, weight=w)], bias, v.shape, foldable=False)
 
+    def add(self, name, m, a, b, node):
+        """A residual join: the projections into both sides feed the same neurons; a side
+        that is a population's spikes joins as an identity projection (``<block>.shortcut``)."""
+        parts = []
+        for v, src in zip((a, b), node.inputs):
+            if isinstance(v, _Source):
+                if v.flat or v.pool != 1 or v.pop < 0:
+                    raise TypeError(f"{name!r}: the shortcut from {src!r} must be the "
+                                    "unpooled spikes of a LIF layer")
+                scope = name.rsplit(".", 1)[0] if "." in name else ""
+                v = _Current([Projection(_join(scope, "shortcut"), "identity", v.pop,
+                                         v.shape, v.shape)], None, v.shape)
+            elif not isinstance(v, _Current):
+                raise TypeError(f"{name!r}: adds {src!r}, which is neither synaptic currents "
+                                "nor spikes")
+            parts.append(v)
+        if parts[0].shape != parts[1].shape:
+            raise ValueError(f"{name!r}: joins {parts[0].shape} to {parts[1].shape}")
+        return _Current(parts[0].projections + parts[1].projections,
+                        _add(parts[0].bias, parts[1].bias), parts[0].shape, foldable=False)
+
     # ---------------------------------------------------------------- neurons
-    def lif(self, name, m, v):
+    def lif(self, name, m, v, node):
         if not isinstance(v, _Current):
             raise TypeError(f"layer {name!r} (LIF) must follow a synaptic layer (Conv2d or "
                             "Linear, optionally with BatchNorm)")
@@ -116,17 +118,22 @@ class _Builder:
         self.pops.append(pop)
         return _Source(len(self.pops) - 1, v.shape)
 
-    def time_mean(self, name, m, v):
+    def time_mean(self, name, m, v, node):
         if not isinstance(v, _Current):
             raise TypeError(f"layer {name!r} (TimeMean) must follow a synaptic layer (the "
                             "readout averages its currents over time)")
+        after = self.graph.consumers(name)
+        if after:
+            raise TypeError(f"layer {after[0].name!r} ({type(after[0].module).__name__}) "
+                            f"comes after the readout {name!r}: TimeMean must be the last "
+                            "layer")
         projections = v.projections
         self.pops.append(Population(projections[0].name, "readout", v.shape, name,
                                     projections, v.bias))
         return _Done(name)
 
     # ---------------------------------------------------------------- spike routing
-    def avg_pool(self, name, m, v):
+    def avg_pool(self, name, m, v, node):
         k = m.kernel_size
         if not isinstance(v, _Source) or v.flat:
             raise TypeError(f"layer {name!r} (AvgPool2d) must act on spikes (after a LIF), "
@@ -134,60 +141,28 @@ class _Builder:
         if v.pop < 0:
             raise TypeError(f"layer {name!r} (AvgPool2d) on the network input is not "
                             "supported: pool the images before encoding them")
-        _, H, W = v.shape
-        if (H // v.pool) % k or (W // v.pool) % k:
-            raise ValueError(f"layer {name!r} (AvgPool2d): spatial size "
-                             f"{(H // v.pool, W // v.pool)} is not divisible by {k}")
         return replace(v, pool=v.pool * k)
 
-    def max_pool(self, name, m, v):
+    def max_pool(self, name, m, v, node):
         k = m.kernel_size
         if not isinstance(v, _Source) or v.flat or v.pool != 1 or v.pop < 0:
             raise TypeError(f"layer {name!r} (MaxPool2d) is supported only directly on the "
                             "spikes of a LIF layer")
         C, H, W = v.shape
-        if H % k or W % k:
-            raise ValueError(f"layer {name!r} (MaxPool2d): spatial size {(H, W)} is not "
-                             f"divisible by {k}")
         shape = (C, H // k, W // k)
         self.pops.append(Population(name, "maxpool", shape, name, source=v.pop, pool=k))
         return _Source(len(self.pops) - 1, shape)
 
-    def flatten(self, name, m, v):
+    def flatten(self, name, m, v, node):
         if not isinstance(v, _Source):
             raise TypeError(f"layer {name!r} (Flatten) must act on spikes (after a LIF)")
         return replace(v, flat=True)
 
-    # ---------------------------------------------------------------- residual block
-    def block(self, name, m, v):
-        _need_source(name, m, v)
-        if v.flat or v.pool != 1 or v.pop < 0:
-            raise TypeError(f"layer {name!r} (BasicBlock) must read the unpooled spikes of a "
-                            "LIF layer")
-        x = v
-        for child in ("conv1", "bn1", "sn1", "conv2", "bn2"):
-            v = self.visit(_join(name, child), getattr(m, child), v)
-        if m.downsample is None:
-            if x.shape != v.shape:
-                raise ValueError(f"layer {name!r} (BasicBlock): identity shortcut joins "
-                                 f"{x.shape} to {v.shape}")
-            short = _Current([Projection(_join(name, "shortcut"), "identity", x.pop, x.shape,
-                                         x.shape)], None, x.shape)
-        else:
-            short = self.visit(_join(name, "downsample"), m.downsample, x)
-            if not isinstance(short, _Current) or short.shape != v.shape:
-                raise ValueError(f"layer {name!r} (BasicBlock): downsample gives "
-                                 f"{getattr(short, 'shape', None)}, main path {v.shape}")
-        bias = _add(v.bias, short.bias)
-        v = _Current(v.projections + short.projections, bias, v.shape, foldable=False)
-        return self.visit(_join(name, "sn2"), m.sn2, v)
 
-
-_HANDLERS = {nn.Conv2d: _Builder.conv, nn.Linear: _Builder.linear,
-             nn.BatchNorm2d: _Builder.batchnorm, nn.BatchNorm1d: _Builder.batchnorm,
-             nn.LIF: _Builder.lif, nn.TimeMean: _Builder.time_mean,
-             nn.AvgPool2d: _Builder.avg_pool, nn.MaxPool2d: _Builder.max_pool,
-             nn.Flatten: _Builder.flatten, nn.BasicBlock: _Builder.block}
+_HANDLERS = {"conv": _Builder.conv, "linear": _Builder.linear, "bn": _Builder.batchnorm,
+             "add": _Builder.add, "lif": _Builder.lif, "mean": _Builder.time_mean,
+             "avgpool": _Builder.avg_pool, "maxpool": _Builder.max_pool,
+             "flatten": _Builder.flatten}
 
 
 def _join(prefix, name):
@@ -222,9 +197,16 @@ def compile_model(model, input_shape=(3, 32, 32), dtype=np.float32):
     shape = tuple(int(d) for d in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"input_shape: expected (C, H, W), got {input_shape}")
-    b = _Builder()
-    out = b.visit("", model, _Source(-1, shape))
-    if not isinstance(out, _Done):
+    if isinstance(model, nn.Container):
+        graph = trace(model, shape)
+    else:
+        raise TypeError(f"model ({type(model).__name__}) must be a container of layers "
+                        "(Sequential, a residual network, GraphModule)")
+    b = _Builder(graph)
+    values = {graph.input.name: _Source(-1, shape)}
+    for node in graph.nodes[1:]:
+        values[node.name] = b.visit(node, values)
+    if not isinstance(values[graph.output], _Done):
         raise TypeError(f"model ({type(model).__name__}) must end with a synaptic layer and "
                         "TimeMean (the readout)")
     return EventNet(shape, b.pops, dtype)

@@ -1,4 +1,4 @@
-"""The dense reference path: the model's layers run densely (eval mode), and the same counts
+"""The dense reference path: the model's traced graph run densely, unfused (eval mode), and the same counts
 derived from their spike maps by dense array arithmetic, independently of the event engine.
 
 Fan-out is measured by convolution: an event map (sum-pooled when the projection pools) is
@@ -8,52 +8,30 @@ in its receptive field; the sum over positions times the output channels is the 
 """
 import numpy as np
 
-from .. import nn
-from ..models.resnet import SpikingResNet
 from ..nn import functional as F
+from ..nn.graph import trace
+from ..nn.plan import Plan
 from ..nn.module import is_time_broadcast
 from .counts import Counts, LayerCounts
 from .engine import check_input
 
 
 def dense_forward(model, x, names=()):
-    """Eval forward of ``model`` on x [T, B, C, H, W], leaf layer by leaf layer (each layer's
-    own dense ``forward``, in the dataflow the containers define, unfused). Returns
-    (output, {name: output of the module ``name``, for each dotted name in ``names``})."""
+    """Eval forward of ``model`` on x [T, B, C, H, W], node by node of its traced graph
+    (each layer's own dense ``forward``, unfused). Returns (output, {name: output of the
+    node ``name``, for each node name in ``names``})."""
     names = set(names)
-    rec = {}
+    graph = trace(model, x.shape[2:])
+    missing = sorted(n for n in names if n not in graph)
+    if missing:
+        raise KeyError(f"dense_forward: no modules named {missing} ran in the forward")
     was_training = model.training
     model.eval()
     try:
-        out = _walk("", model, x, names, rec)
+        out, rec = Plan(graph, fuse=False).forward(x, record=names)
     finally:
         model.train(was_training)
-    missing = sorted(names - set(rec))
-    if missing:
-        raise KeyError(f"dense_forward: no modules named {missing} ran in the forward")
     return out, rec
-
-
-def _walk(name, m, x, names, rec):
-    if isinstance(m, (nn.Sequential, SpikingResNet)):
-        for child, sub in m.named_children():
-            x = _walk(_join(name, child), sub, x, names, rec)
-    elif isinstance(m, nn.BasicBlock):
-        out = x
-        for child in ("conv1", "bn1", "sn1", "conv2", "bn2"):
-            out = _walk(_join(name, child), getattr(m, child), out, names, rec)
-        if m.downsample is not None:
-            x = _walk(_join(name, "downsample"), m.downsample, x, names, rec)
-        x = _walk(_join(name, "sn2"), m.sn2, out + x, names, rec)
-    else:
-        x = m.forward(x)
-    if name in names:
-        rec[name] = np.array(x)
-    return x
-
-
-def _join(prefix, name):
-    return f"{prefix}.{name}" if prefix else name
 
 
 def _sum_pool(s, p):

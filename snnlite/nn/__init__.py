@@ -2,6 +2,7 @@
 from . import functional
 from .blocks import BasicBlock
 from .containers import Container, GraphModule, Sequential
+from .fold import fold_bn
 from .graph import Graph, Node, trace
 from .layers import (
     AvgPool2d,
@@ -21,4 +22,4 @@ from .neuron import LIF
 __all__ = ["functional", "BasicBlock", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Container",
            "Conv2d", "Flatten", "Graph", "GraphModule", "Linear", "MaxPool2d", "Node",
            "SumPool2d", "TimeFolded", "TimeMean", "Module", "Parameter", "Sequential",
-           "is_time_broadcast", "LIF", "trace"]
+           "fold_bn", "is_time_broadcast", "LIF", "trace"]

@@ -156,7 +156,10 @@ class _Tracer:
                                 f"{type(y).__name__}, not the traced value")
             return y
         kind = module.kind or "module"
-        out = None if x.shape is None else module.output_shape(x.shape)
+        try:
+            out = None if x.shape is None else module.output_shape(x.shape)
+        except ValueError as e:
+            raise ValueError(f"layer {name!r} ({type(module).__name__}): {e}") from None
         out = None if out is None else tuple(int(d) for d in out)
         return self.node(name or type(module).__name__, kind, module, [x.name], x.shape, out)
 

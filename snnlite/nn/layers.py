@@ -25,8 +25,8 @@ class TimeFolded(Module):
 
     def _check_rank(self, in_shape):
         if self.in_rank is not None and len(in_shape) + 2 != self.in_rank:
-            raise ValueError(f"{type(self).__name__}: expected input of rank {self.in_rank} "
-                             f"[T, B, ...], got per-sample shape {tuple(in_shape)}")
+            raise ValueError(f"expected input of rank {self.in_rank} [T, B, ...], got "
+                             f"per-sample shape {tuple(in_shape)}")
 
     def forward(self, x):
         F.check_float("x", x)
@@ -88,12 +88,12 @@ class Conv2d(TimeFolded):
         self._check_rank(in_shape)
         C, H, W = in_shape
         if C != self.in_channels:
-            raise ValueError(f"Conv2d: expected {self.in_channels} input channels, got {C} "
+            raise ValueError(f"expected {self.in_channels} input channels, got {C} "
                              f"(per-sample shape {tuple(in_shape)})")
         k, s, p = self.kernel_size, self.stride, self.padding
         Ho, Wo = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
         if Ho < 1 or Wo < 1:
-            raise ValueError(f"Conv2d: spatial size {(H, W)} too small for kernel {(k, k)}, "
+            raise ValueError(f"spatial size {(H, W)} too small for kernel {(k, k)}, "
                              f"padding {p}, stride {s}")
         return self.out_channels, Ho, Wo
 
@@ -137,7 +137,7 @@ class Linear(TimeFolded):
     def output_shape(self, in_shape):
         self._check_rank(in_shape)
         if in_shape[0] != self.in_features:
-            raise ValueError(f"Linear: expected {self.in_features} input features, got "
+            raise ValueError(f"expected {self.in_features} input features, got "
                              f"{in_shape[0]}")
         return (self.out_features,)
 
@@ -178,8 +178,8 @@ class _BatchNorm(TimeFolded):
     def output_shape(self, in_shape):
         self._check_rank(in_shape)
         if in_shape[0] != self.num_features:
-            raise ValueError(f"{type(self).__name__}: expected {self.num_features} channels, "
-                             f"got per-sample shape {tuple(in_shape)}")
+            raise ValueError(f"expected {self.num_features} channels, got per-sample shape "
+                             f"{tuple(in_shape)}")
         return tuple(in_shape)
 
     def _ncl(self, x):
@@ -255,8 +255,7 @@ class AvgPool2d(TimeFolded):
         C, H, W = in_shape
         k = self.kernel_size
         if H % k or W % k:
-            raise ValueError(f"{type(self).__name__}: spatial size {(H, W)} is not divisible "
-                             f"by pooling size {k}")
+            raise ValueError(f"spatial size {(H, W)} is not divisible by pooling size {k}")
         return C, H // k, W // k
 
     def _forward(self, x):

@@ -88,10 +88,11 @@ class Plan:
             if name != graph.output:
                 self._frees[i].append(name)
 
-    def forward(self, x, record=()):
-        """Run the units on x; ``record``: node names whose outputs to return copies of, as
-        ``(y, {name: value})`` (unfused nodes only)."""
+    def forward(self, x, record=None):
+        """Run the units on x. With ``record`` (node names; unfused nodes only) returns
+        ``(y, {name: copy of that node's output})``."""
         values, rec = {INPUT: x}, {}
+        want, record = record is not None, set(record or ())
         for u, frees in zip(self.units, self._frees):
             values[u.output] = y = u.forward(*(values[n] for n in u.inputs))
             if u.output in record:
@@ -99,7 +100,7 @@ class Plan:
             for name in frees:
                 del values[name]
         y = values[self.graph.output]
-        return (y, rec) if record else y
+        return (y, rec) if want else y
 
     def backward(self, dy, input_grad=True):
         """Gradient wrt the input (None where ``input_grad`` is False: the units reading the
