@@ -264,8 +264,8 @@ class Custom(Module):
     (Sequential(Conv2d(3, 4, 3), LIF(), BatchNorm2d(4)),
      r"'2' \(BatchNorm2d\): batch norm must directly follow a Conv2d or Linear"),
     (Sequential(Conv2d(3, 4, 3), Custom()), r"'1' \(Custom\): no NIR equivalent"),
-    (Sequential(Conv2d(4, 4, 3)), r"'0' \(Conv2d\): expected input \[4, H, W\], got \[3, 8, 8\]"),
-    (Sequential(Flatten(), Linear(10, 2)), r"shape mismatch at '1' \(Linear\): expected \[10\]"),
+    (Sequential(Conv2d(4, 4, 3)), r"'0' \(Conv2d\): expected 4 input channels, got 3"),
+    (Sequential(Flatten(), Linear(10, 2)), r"'1' \(Linear\): expected 10 input features"),
     (Sequential(Conv2d(3, 4, 3), TimeMean(), LIF()), "TimeMean must be the last layer"),
 ])
 def test_export_errors_leave_no_file(tmp_path, model, match):

@@ -1,5 +1,6 @@
-"""The dense reference path: the model's traced graph run densely, unfused (eval mode), and the same counts
-derived from their spike maps by dense array arithmetic, independently of the event engine.
+"""The dense reference path: the model's traced graph run densely, unfused (eval mode),
+and the same counts derived from its spike maps by dense array arithmetic, independently of
+the event engine.
 
 Fan-out is measured by convolution: an event map (sum-pooled when the projection pools) is
 convolved with an all-ones kernel, which gives at each output position the number of events
@@ -10,8 +11,8 @@ import numpy as np
 
 from ..nn import functional as F
 from ..nn.graph import trace
-from ..nn.plan import Plan
 from ..nn.module import is_time_broadcast
+from ..nn.plan import Plan
 from .counts import Counts, LayerCounts
 from .engine import check_input
 
