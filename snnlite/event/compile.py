@@ -8,7 +8,7 @@ single projection, a residual ``add`` merges two currents (spikes join as an ide
 projection), LIF turns a current into a new population, TimeMean closes the readout. Any
 other node kind raises a ``TypeError`` naming the layer by its dotted name and type.
 """
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
