@@ -1,5 +1,6 @@
 """D2E transfer: the student copy, the frozen teacher, the loss wiring, per-epoch metrics,
 results.json through the command line, and exact resume; on the real CIFAR-10 subset."""
+import hashlib
 import json
 import os
 import subprocess
@@ -7,15 +8,41 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import special, stats
 
 from snnlite import data, encoding, losses
-from snnlite.io.checkpoint import load_checkpoint
+from snnlite.io.checkpoint import load_checkpoint, load_model
+from snnlite.io.config import TrainConfig
 from snnlite.nn import LIF
-from snnlite.train import TrainConfig, Trainer, evaluate, load_model, subset
-from snnlite.transfer import Transfer, TransferConfig, mcnemar, neuron_counts, pearson
+from snnlite.nn.graph import trace
+from snnlite.train import Trainer, evaluate, subset
+from snnlite.transfer import Transfer, TransferConfig, mcnemar, pearson, state_digest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIF_NAMES = ["2", "5", "9", "13"]  # the spiking layers of cifarnet_small
+# its neurons per 3x32x32 image, by hand: conv 3-32 and 32-64 at 32x32, avgpool, conv 64-128
+# at 16x16, avgpool, conv 128-128 at 8x8
+NEURONS = {"2": 32 * 32 * 32, "5": 64 * 32 * 32, "9": 128 * 16 * 16, "13": 128 * 8 * 8}
+
+
+def _kl_ref(student_logits, teacher_logits, K=1.0):
+    """Mean KL(softmax(t / K) || softmax(s / K)) by scipy (no K^2 factor)."""
+    pt = special.softmax(np.asarray(teacher_logits, np.float64) / K, axis=1)
+    ps = special.softmax(np.asarray(student_logits, np.float64) / K, axis=1)
+    return float(stats.entropy(pt, ps, axis=1).mean())
+
+
+def _pearson_ref(x, y):
+    """scipy's Pearson r, or None where it is undefined (< 3 points, a constant side)."""
+    if len(x) < 3 or len(set(x)) == 1 or len(set(y)) == 1:
+        return None
+    return float(stats.pearsonr(x, y)[0])
+
+
+def _accuracy(model, labels, inputs):
+    """Accuracy of one eval-mode forward of the whole set, written out here."""
+    model.eval()
+    return float((model.forward(inputs).argmax(1) == labels).mean())
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +87,15 @@ def test_student_starts_as_a_bit_identical_copy(mini, teacher, tmp_path):
                    zip(tr.model.parameters(), tr.teacher.parameters()))
     assert (tr.cfg.model, tr.cfg.num_classes, tr.cfg.teacher_T) == ("cifarnet_small", 10, 2)
     assert tr.model.training and not any(m.training for m in tr.teacher.modules())
+    arrays = {k: np.atleast_1d(saved[k]) for k in frozen}  # the model's own name order
+    assert tr.teacher_sha256 == hashlib.sha256(b"".join(
+        f"{k}:{v.dtype.str}:{v.shape};".encode() + v.tobytes()
+        for k, v in arrays.items())).hexdigest()
+
+
+def test_transfer_changes_the_loss_not_the_step():
+    assert "train_step" not in vars(Transfer) and "loss" in vars(Transfer)
+    assert Transfer.train_step is Trainer.train_step
 
 
 def test_config_is_checked(teacher, mini, tmp_path):
@@ -123,38 +159,43 @@ def test_teacher_stays_frozen_and_epoch_rows_are_complete(mini, teacher, tmp_pat
     hist = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
     assert [h["epoch"] for h in hist] == [0, 1, 2]
     ts = subset(test, 32)
-    direct = evaluate(tr.teacher, ts, 2, "direct")
-    baseline = evaluate(tr.teacher, ts, 2, "ttfs")  # epoch 0: the unchanged copy on TTFS
-    assert hist[0]["test_acc"] == baseline["acc"]
-    np.testing.assert_allclose(hist[0]["kl"],
-                               losses.kl_forward(baseline["logits"], direct["logits"])[0])
+    x = ts.images.astype(np.float32) / np.float32(255)
+    direct_in = encoding.direct(data.normalize(x, ts.mean, ts.std), 2)
+    zt = load_model(teacher)[0].eval().forward(direct_in)
+    z0 = load_model(teacher)[0].eval().forward(encoding.ttfs(x, 2))  # the unchanged copy
+    zf = load_model(tmp_path / "last.h5")[0].eval().forward(encoding.ttfs(x, 2))  # final
+    teacher_acc = float((zt.argmax(1) == ts.labels).mean())
+    for h, z in ((hist[0], z0), (hist[-1], zf)):  # the rows whose weights exist on disk
+        acc = float((z.argmax(1) == ts.labels).mean())
+        assert h["test_acc"] == acc and h["teacher_acc"] == teacher_acc
+        assert h["gap"] == pytest.approx(teacher_acc - acc, abs=1e-12)
+        assert h["kl"] == pytest.approx(_kl_ref(z, zt), rel=1e-5)
+        assert h["kl_temp"] == pytest.approx(_kl_ref(z, zt, 4.0), rel=1e-5)
     for h in hist:
-        assert h["teacher_acc"] == direct["acc"]
-        assert h["gap"] == pytest.approx(h["teacher_acc"] - h["test_acc"])
-        assert h["kl"] >= 0 and h["kl_temp"] >= 0
+        assert h["teacher_acc"] == teacher_acc
         assert list(h["firing_rates"]) == LIF_NAMES
         assert all(0 <= r <= 1 for r in h["firing_rates"].values())
     assert res == json.loads((tmp_path / "results.json").read_text())
-    assert res["baseline_acc"] == baseline["acc"] and res["final_acc"] == hist[-1]["test_acc"]
-    assert res["pearson_kl_gap"] == pearson([h["kl"] for h in hist],
-                                            [h["gap"] for h in hist])
+    assert res["baseline_acc"] == hist[0]["test_acc"] and res["final_acc"] == hist[-1]["test_acc"]
+    assert res["pearson_kl_gap"] == _pearson_ref([h["kl"] for h in hist],
+                                                 [h["gap"] for h in hist])
 
 
 def test_firing_rates_count_spikes_per_neuron_and_step(mini, teacher, tmp_path):
     _, (train, test) = mini
     tr = Transfer(_cfg(teacher, eval_batch_size=10), tmp_path, train, test, progress=False)
-    assert neuron_counts(tr.model, (3, 32, 32)) == {
-        "2": 32 * 32 * 32, "5": 64 * 32 * 32, "9": 128 * 16 * 16, "13": 128 * 8 * 8}
+    assert trace(tr.model, (3, 32, 32)).neurons() == NEURONS
     lifs = [m for m in tr.model.modules() if isinstance(m, LIF)]
     for m in lifs:  # make every layer active
         m.v_threshold = 0.05
     ev = tr.evaluate_test()  # 32 images in batches of 10, 10, 10, 2
-    sizes = neuron_counts(tr.model, (3, 32, 32))
     x = subset(test, 32).images.astype(np.float32) / np.float32(255)
     tr.model.eval().forward(encoding.ttfs(x, 2))  # all at once
     for name, m in zip(LIF_NAMES, lifs):
         assert m.spike_count > 0
-        assert ev["firing_rates"][name] == pytest.approx(m.spike_count / (sizes[name] * 2 * 32))
+        assert ev["firing_rates"][name] == pytest.approx(m.spike_count / (NEURONS[name] * 2 * 32))
+    total = sum(m.spike_count for m in lifs) / (sum(NEURONS.values()) * 2 * 32)
+    assert ev["firing_rate"] == pytest.approx(total)
 
 
 def test_cli_end_to_end_writes_results(mini, teacher, tmp_path):
@@ -170,13 +211,23 @@ def test_cli_end_to_end_writes_results(mini, teacher, tmp_path):
     assert res["method"] == "skd" and res["encoding"] == "ttfs" and res["epochs"] == 2
     assert (res["T"], res["teacher_T"], res["test_images"], res["points"]) == (2, 2, 32, 3)
     assert res["config"]["alpha"] == 0.4 and res["config"]["temperature"] == 4.0
-    for k in ("teacher_acc", "baseline_acc", "final_acc", "best_acc"):
-        assert 0 <= res[k] <= 1, k
-    assert res["final_gap"] == pytest.approx(res["teacher_acc"] - res["final_acc"])
-    assert res["pearson_kl_gap"] is None or -1 <= res["pearson_kl_gap"] <= 1
+    _, test = data.load_mini(path)
+    ts = subset(test, 32)
+    x = ts.images.astype(np.float32) / np.float32(255)
+    want = {"teacher_acc": _accuracy(load_model(teacher)[0], ts.labels, encoding.direct(
+                data.normalize(x, ts.mean, ts.std), 2)),
+            "baseline_acc": _accuracy(load_model(teacher)[0], ts.labels,
+                                      encoding.ttfs(x, 2)),
+            "final_acc": _accuracy(load_model(out / "last.h5")[0], ts.labels,
+                                   encoding.ttfs(x, 2))}
+    assert {k: res[k] for k in want} == want
+    assert res["final_gap"] == pytest.approx(want["teacher_acc"] - want["final_acc"], abs=1e-12)
     assert list(res["final_firing_rates"]) == LIF_NAMES and res["wall_s"] >= 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").open()]
     assert [r["epoch"] for r in rows] == [0, 1, 2]
+    assert res["best_acc"] == max(r["test_acc"] for r in rows[1:])
+    assert res["pearson_kl_gap"] == _pearson_ref([r["kl"] for r in rows],
+                                                 [r["gap"] for r in rows])
     again = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "--resume" in again.stderr
 
@@ -239,7 +290,7 @@ def test_example_study_writes_results_and_table(mini, teacher, tmp_path):
     assert [h["epoch"] for h in curves[1]] == [0, 1]
     kl, gap = zip(*[(h["kl"], h["gap"]) for h in curves[0] + curves[1][1:]])
     assert res["pooled_points"] == 3
-    assert res["pearson_kl_gap_pooled"] == pearson(kl, gap)
+    assert res["pearson_kl_gap_pooled"] == _pearson_ref(kl, gap)
 
 
 def test_mcnemar_is_the_exact_binomial_test():
@@ -255,6 +306,37 @@ def test_mcnemar_is_the_exact_binomial_test():
     assert mcnemar([1, 0, 1, 0], [0, 1, 0, 1])[2] == 1.0  # an even split: capped at 1
     with pytest.raises(ValueError, match="shapes"):
         mcnemar(a, b[:5])
+    rng = np.random.default_rng(0)
+    for n in (5, 40, 301):  # against scipy's exact binomial test
+        ra, rb = rng.random(n) < 0.7, rng.random(n) < 0.6
+        k, m, p = mcnemar(ra, rb)
+        if k + m:
+            assert p == pytest.approx(stats.binomtest(k, k + m, 0.5).pvalue, rel=1e-10)
+
+
+def test_pearson_against_hand_values_and_scipy():
+    # x = 1, 2, 3; y = 2, 4, 7: deviations (-1, 0, 1) and (-7/3, -1/3, 8/3), so
+    # r = 5 / sqrt(2 * 114 / 9) = 15 / sqrt(228)
+    assert pearson([1, 2, 3], [2, 4, 7]) == pytest.approx(15 / np.sqrt(228), rel=1e-14)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0, rel=1e-14)
+    assert pearson([1, 2, 3], [5, 5, 5]) is None  # constant: undefined
+    assert pearson([1, 2], [1, 2]) is None  # two points always fit a line
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(50), rng.standard_normal(50)
+    assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y)[0], rel=1e-12)
+
+
+def test_state_digest_is_a_sha256_of_names_dtypes_shapes_and_bytes():
+    a = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.zeros(2)}
+    ref = hashlib.sha256(b"w:<f4:(2, 3);" + a["w"].tobytes() + b"b:<f8:(2,);"
+                         + a["b"].tobytes()).hexdigest()
+    assert state_digest(a) == ref
+    assert state_digest({"w": a["w"].T.copy().T, "b": a["b"]}) == ref  # layout-free
+    assert state_digest({"w": a["w"].reshape(3, 2), "b": a["b"]}) != ref
+    assert state_digest({"w": a["w"].astype(np.float64), "b": a["b"]}) != ref
+    step = np.int64(7)  # 0-d arrays hash as shape (1,): digests already recorded still match
+    assert state_digest({"n": np.array(step)}) == hashlib.sha256(
+        b"n:<i8:(1,);" + step.tobytes()).hexdigest()
 
 
 def test_example_paired_test(mini, teacher, tmp_path, capsys):
