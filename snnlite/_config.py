@@ -2,23 +2,45 @@
 
 Compiled kernels are cached on disk (``SNNLITE_NO_CACHE=1`` turns that off) in a folder
 keyed by a hash of the kernel sources, under ``$NUMBA_CACHE_DIR`` if set, else the user
-cache folder (see :func:`kernel_cache_dir`). ``fastmath`` never includes ``nnan``/``ninf``, so
-NaN and infinity checks keep working inside kernels; kernels whose results are matched
-bit for bit against SpikingJelly (the LIF kernels) are compiled without fastmath at all.
+cache folder (see :func:`kernel_cache_dir`). Each function the decorators here compile gets
+its own numba cache whose locator puts the files of functions defined in ``snnlite/kernels``
+in that folder (others go where numba puts them); numba's global settings are left alone,
+so importing snnlite changes nothing for other numba code.
+
+``fastmath`` never includes ``nnan``/``ninf``, so NaN and infinity checks keep working inside
+kernels; kernels whose results are matched bit for bit against SpikingJelly (the LIF
+kernels) are compiled without fastmath at all.
 """
+import functools
 import hashlib
 import os
 from pathlib import Path
 
 import numba
+from numba.core import caching
+from numba.core.dispatcher import Dispatcher
 
 CACHE = os.environ.get("SNNLITE_NO_CACHE", "") in ("", "0")
 FASTMATH = {"contract", "arcp", "nsz", "reassoc"}
+_KERNELS = Path(__file__).resolve().parent / "kernels"
 
-njit = numba.njit(cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy")
+
+def _jit(**options):
+    """``numba.njit(**options)``, cached on disk (if CACHE) through :class:`_KernelCache`."""
+    jit = numba.njit(**options)
+
+    def decorate(fn):
+        disp = jit(fn)
+        if CACHE and isinstance(disp, Dispatcher):  # not under NUMBA_DISABLE_JIT
+            disp._cache = _KernelCache(disp.py_func)  # what cache=True does, our locator first
+        return disp
+    return decorate
+
+
+njit = _jit(nogil=True, fastmath=FASTMATH, error_model="numpy")
 """Serial kernel with reassociating float maths (reductions vectorise)."""
 
-njit_exact = numba.njit(cache=CACHE, nogil=True, error_model="numpy")
+njit_exact = _jit(nogil=True, error_model="numpy")
 """Serial kernel with IEEE float maths, for results matched bit for bit."""
 
 njit_inline = numba.njit(inline="always", nogil=True, error_model="numpy")
@@ -45,3 +67,40 @@ def kernel_cache_dir(root=None):
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
         "snnlite", "numba")
     return os.path.join(base, "kernels-" + h.hexdigest()[:16])
+
+
+@functools.cache
+def _kernel_cache_dir():
+    return kernel_cache_dir()  # hashed once per process
+
+
+class _KernelCacheLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
+    """Numba cache locator that claims the functions defined in ``snnlite/kernels`` and keeps
+    their cache files in :func:`kernel_cache_dir`. Source stamps stay numba's (a hash of the
+    function's own file); the folder's name covers the other kernel files."""
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+        self._cache_path = _kernel_cache_dir()
+
+    def get_cache_path(self):
+        return self._cache_path
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if Path(py_file).resolve().parent != _KERNELS:
+            return None  # not a kernel: numba's own locators decide
+        return super().from_function(py_func, py_file)  # None if the folder is not writable
+
+
+class _KernelCacheImpl(caching.CompileResultCacheImpl):
+    # $NUMBA_CACHE_LOCATOR_CLASSES, if set, replaces this list (numba's own override)
+    _locator_classes = [_KernelCacheLocator, *caching.CompileResultCacheImpl._locator_classes]
+
+
+class _KernelCache(caching.FunctionCache):
+    """numba's per-function cache (``cache=True``), with :class:`_KernelCacheLocator` tried
+    before numba's locators."""
+
+    _impl_class = _KernelCacheImpl

@@ -338,3 +338,64 @@ def test_kernel_cache_is_keyed_by_all_kernel_sources(tmp_path, monkeypatch):
     from snnlite.kernels import conv
     path = getattr(getattr(conv.conv2d_backward, "_cache", None), "_cache_path", "")
     assert "kernels-" in path or not _config.CACHE  # the kernels do use that folder
+
+
+_CACHE_PROBE = """
+import json, sys
+import numba
+import numpy as np
+from snnlite import _config
+from snnlite.kernels import lif
+from snnlite.nn import functional as F
+F.lif_forward(np.ones((3, 10), np.float32))
+st = lif.lif_forward.stats
+print(json.dumps([numba.config.CACHE_DIR, _config.kernel_cache_dir(), st.cache_path,
+                  len(st.cache_hits), len(st.cache_misses)]))
+"""
+
+
+def test_kernel_cache_lands_in_its_folder_and_a_second_process_loads_it(tmp_path):
+    """A first LIF call compiles into kernel_cache_dir(), a second process loads it from
+    there, SNNLITE_NO_CACHE=1 caches nothing; numba's own settings stay as they were."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def probe(**env):
+        env = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
+        out = subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, text=True,
+                             capture_output=True, check=True).stdout
+        return json.loads(out.splitlines()[-1])
+
+    cache_dir, folder, path, hits, misses = probe(NUMBA_CACHE_DIR=str(tmp_path),
+                                                  SNNLITE_NO_CACHE=None)
+    assert cache_dir == str(tmp_path)  # numba's setting is the environment's, untouched
+    assert path == folder and folder.startswith(str(tmp_path / "kernels-"))
+    assert (hits, misses) == (0, 1)
+    assert any(f.startswith("lif.lif_forward-") and f.endswith(".nbc")
+               for f in os.listdir(folder))
+    assert probe(NUMBA_CACHE_DIR=str(tmp_path), SNNLITE_NO_CACHE=None)[3:] == [1, 0]  # warm
+    none = tmp_path / "none"
+    assert probe(NUMBA_CACHE_DIR=str(none), SNNLITE_NO_CACHE="1")[2] is None
+    assert not none.exists()
+
+
+def test_kernel_cache_locator_claims_only_kernel_files():
+    """Functions decorated outside snnlite/kernels keep numba's own cache locators, and
+    numba's locator list is not modified."""
+    from numba.core import caching
+
+    from snnlite import _config
+    from snnlite.kernels import lif
+
+    if not _config.CACHE:
+        pytest.skip("SNNLITE_NO_CACHE is set")
+    assert type(lif.lif_forward._cache._impl.locator) is _config._KernelCacheLocator
+
+    @_config.njit_exact
+    def here(x):
+        return x
+
+    assert type(here._cache._impl.locator) is not _config._KernelCacheLocator
+    assert _config._KernelCacheLocator not in caching.CompileResultCacheImpl._locator_classes
