@@ -5,7 +5,8 @@ encoding and T unless given); the images only one of them gets right decide. Pri
 table and, with ``--json``, writes the figures. For example, SKD against TSF from a D2E
 study:
 
-    python examples/paired_test.py runs/d2e/skd/last.h5 runs/d2e/tsf/last.h5 --data ../shared/data
+    python examples/paired_test.py examples/runs/d2e/skd/last.h5 examples/runs/d2e/tsf/last.h5 \
+        --data ../shared/data
 """
 import argparse
 import json

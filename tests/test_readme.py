@@ -1,7 +1,10 @@
-"""The README's five-minute tour runs as written (with the data folder of this machine)."""
+"""The README's five-minute tour runs as written (with the data folder of this machine), and
+the scripts and files its commands name are where it says."""
 import os
 import pathlib
 import re
+import runpy
+import sys
 
 import pytest
 
@@ -18,3 +21,30 @@ def test_readme_tour_runs(mini_npz):
     assert namespace["logits"].shape == (32, 10)
     with pytest.raises(KeyError):
         namespace["torch"]
+
+
+REPO = README.parent
+# a repository path as the README names it: a script in a command, a result file, a folder
+_REPO_PATH = re.compile(r"(?<![\w./~-])((?:examples|tests|snnlite|data_tools)/[\w./-]*\w)")
+_SCRIPT = re.compile(r"(?<![\w/])python3? ([\w./-]+\.py)\b")
+
+
+def test_readme_paths_exist():
+    """Every repository path the README names exists, so its commands run as written from
+    the repository root (``runs/...`` alone is a user's run folder, made by the command)."""
+    paths = set(_REPO_PATH.findall(README.read_text()))
+    assert "examples/benchmarks/bench_train.py" in paths
+    assert "examples/runs/teacher-cifarnet_small-T4/last.h5" in paths
+    assert not [p for p in paths if not (REPO / p).exists()]
+
+
+def test_readme_scripts_start(capsys, monkeypatch):
+    """Each script the README runs with ``python`` parses its arguments (``--help``)."""
+    scripts = sorted(set(_SCRIPT.findall(README.read_text())))
+    assert "examples/benchmarks/bench_event.py" in scripts
+    for script in scripts:
+        monkeypatch.setattr(sys, "argv", [script, "--help"])
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(REPO / script), run_name="__main__")
+        assert exit_.value.code == 0, script
+        assert "usage:" in capsys.readouterr().out, script

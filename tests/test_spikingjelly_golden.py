@@ -1,5 +1,5 @@
 """Agreement with SpikingJelly 2.0 / PyTorch numbers recorded in tests/data/sj_golden.npz
-(made by benchmarks/make_sj_golden.py; these tests never import torch)."""
+(made by examples/benchmarks/make_sj_golden.py; these tests never import torch)."""
 import pathlib
 
 import numpy as np

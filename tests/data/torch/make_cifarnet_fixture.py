@@ -13,7 +13,7 @@ momentum, 90% of the initial statistics would remain and deep layers would stay 
 
 ``cifarnet/cifarnet_small.pth``
     ``state_dict()`` of SpikingJelly's cifarnet_small, built exactly as in
-    benchmarks/make_sj_golden.py: an ``nn.Sequential`` of ``layer.Conv2d``,
+    examples/benchmarks/make_sj_golden.py: an ``nn.Sequential`` of ``layer.Conv2d``,
     ``layer.BatchNorm2d``, ``neuron.LIFNode``, ``layer.AvgPool2d``, ``layer.Flatten``,
     ``layer.Linear`` in multi-step mode.
 ``cifarnet/sj_wrapped.pth``

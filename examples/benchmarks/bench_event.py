@@ -1,10 +1,10 @@
 """Event engine vs dense inference throughput on TTFS input, and the crossover activity below
 which events win.
 
-    python benchmarks/bench_event.py --train /tmp/ttfs-ckpt --json event.json   # see below
-    python benchmarks/bench_event.py --ckpt runs/x/best.h5                    # a checkpoint
-    python benchmarks/bench_event.py --quick                                  # seconds
-    SNNLITE_TORCH_PYTHON=/work/venv-torch/bin/python python benchmarks/bench_event.py ...
+    python examples/benchmarks/bench_event.py --train /tmp/ttfs-ckpt --json event.json  # see below
+    python examples/benchmarks/bench_event.py --ckpt runs/x/best.h5              # a checkpoint
+    python examples/benchmarks/bench_event.py --quick                            # seconds
+    SNNLITE_TORCH_PYTHON=/work/venv-torch/bin/python python examples/benchmarks/bench_event.py ...
 
 Paths, all eval mode, float32, the same weights, one batch ``[T, B, 3, 32, 32]`` at a time:
 
@@ -13,7 +13,7 @@ Paths, all eval mode, float32, the same weights, one batch ``[T, B, 3, 32, 32]``
 * ``default``: snnlite's ``model.forward`` (sparse inputs take its event-scatter convolution,
   BN + LIF + pooling run fused);
 * ``gemm``: the same with ``sparse_below = 0`` on every Conv2d (im2col + GEMM everywhere);
-* ``torch``: PyTorch + SpikingJelly (``benchmarks/torch_reference.py``, run with
+* ``torch``: PyTorch + SpikingJelly (``examples/benchmarks/torch_reference.py``, run with
   ``$SNNLITE_TORCH_PYTHON`` when set). Its input is a direct-coded random batch; for dense
   inference the input's values do not change the work. It runs as a separate process, not
   alternated with the others, with 1 and with snnlite's thread count; the faster counts.
@@ -54,7 +54,7 @@ from snnlite import encoding
 from snnlite.event import compile_model
 
 HERE = Path(__file__).resolve().parent
-DATA = Path(os.environ.get("SNNLITE_DATA", HERE.parent.parent / "shared" / "data"))
+DATA = Path(os.environ.get("SNNLITE_DATA", HERE.parents[2] / "shared" / "data"))
 PATHS = ("event", "default", "gemm")
 
 

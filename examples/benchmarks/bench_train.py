@@ -1,9 +1,9 @@
 """Training and inference throughput, memory and JIT start-up of snnlite, with PyTorch +
 SpikingJelly side by side when available.
 
-    python benchmarks/bench_train.py                       # cifarnet_small, T=8/4, B=32/128
-    python benchmarks/bench_train.py --json benchmarks/results/train.json
-    SNNLITE_TORCH_PYTHON=/path/to/venv/bin/python python benchmarks/bench_train.py
+    python examples/benchmarks/bench_train.py              # cifarnet_small, T=8/4, B=32/128
+    python examples/benchmarks/bench_train.py --json examples/benchmarks/results/train.json
+    SNNLITE_TORCH_PYTHON=/path/to/venv/bin/python python examples/benchmarks/bench_train.py
 
 In one run it prints: the machine's sgemm GFLOP/s (numpy, 2048^3, default threads);
 for each (T, batch): training img/s (forward + cross-entropy + backward + SGD step) and
@@ -35,7 +35,7 @@ def worker(args):
     t_start = float(os.environ.get("SNNLITE_BENCH_T0", time.time()))
     from snnlite import bench, data, encoding, losses, models, optim
 
-    path = Path(os.environ.get("SNNLITE_DATA", HERE.parent.parent / "shared" / "data"))
+    path = Path(os.environ.get("SNNLITE_DATA", HERE.parents[2] / "shared" / "data"))
     images = bench.bench_images(args.batch_size, path / "cifar10-mini.npz")
     if args.first_step_only:
         x, y, _ = images
@@ -149,7 +149,8 @@ def main(argv=None):
                   sgemm_gflops=peak, input=s[0]["input"] if rows else None,
                   weights=args.weights, configs=rows,
                   jit=jit, env_note=env_note, errors=errors,
-                  command="python benchmarks/bench_train.py " + " ".join(argv or sys.argv[1:]))
+                  command=("python examples/benchmarks/bench_train.py "
+                           + " ".join(argv or sys.argv[1:])))
     _print(result)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

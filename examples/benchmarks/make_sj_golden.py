@@ -3,7 +3,7 @@
 snnlite's tests compare against these numbers without importing torch. The
 file is produced by this script, run with the separate PyTorch environment::
 
-    /work/venv-torch/bin/python benchmarks/make_sj_golden.py
+    /work/venv-torch/bin/python examples/benchmarks/make_sj_golden.py
 
 Produced with torch 2.13.0+cpu and spikingjelly 2.0.0 (the versions actually
 used are also stored in the file under ``meta/torch`` and ``meta/spikingjelly``).
@@ -79,7 +79,7 @@ from torch import nn
 T_LIF, N_LIF, F_LIF = 6, 7, 5
 T_MODEL, B_MODEL = 4, 3
 LIF_LAYERS = (2, 5, 9, 13)
-OUT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data",
+OUT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "data",
                         "sj_golden.npz")
 
 
