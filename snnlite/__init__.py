@@ -7,7 +7,7 @@ command and :class:`snnlite.train.Trainer` call :func:`tune_malloc`; see its doc
 """
 from . import encoding, losses, models, nn, optim
 from ._memory import tune_malloc
-from ._parallel import get_num_threads, set_num_threads
+from ._pool import get_num_threads, set_num_threads
 from ._version import __version__
 
 __all__ = ["encoding", "losses", "models", "nn", "optim", "get_num_threads", "set_num_threads",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from gradcheck import directional_check
 
-from snnlite import _parallel
+from snnlite import _pool
 from snnlite.nn import functional as F
 
 CONV_CASES = [  # N, C, H, W, O, k, stride, pad
@@ -87,8 +87,8 @@ def test_kernels_split_across_workers_equal_serial(rng, threads):
     """Every worker count gives the reference result (work split by images or rows)."""
     x = _spiky(rng, (5, 3, 8, 8), 0.1)
     w = rng.standard_normal((4, 3, 3, 3))
-    old = _parallel.get_num_threads()
-    _parallel.set_num_threads(threads)
+    old = _pool.get_num_threads()
+    _pool.set_num_threads(threads)
     try:
         y = F.conv2d_forward(x, w, None, 1, 1)
         np.testing.assert_allclose(y, naive.conv2d(x, w, None, 1, 1), atol=1e-12)
@@ -103,7 +103,7 @@ def test_kernels_split_across_workers_equal_serial(rng, threads):
         xs = rng.standard_normal((4, 37)) + 0.8
         np.testing.assert_array_equal(F.lif_forward(xs)[0], naive.lif(xs)[0])
     finally:
-        _parallel.set_num_threads(old)
+        _pool.set_num_threads(old)
 
 
 def test_conv2d_bad_input(rng):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _parallel
+from .. import _pool as _parallel
 from ..kernels import event as kev
 from ..nn import functional as F
 from ..nn.module import is_time_broadcast

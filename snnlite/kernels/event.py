@@ -18,7 +18,7 @@ weights are stored kx-reversed for that); a linear layer is one run per position
 identity path one run of length 1 with cc = 1 and a weight of 1. ``len`` summed over an
 event's runs is its real fan-out, its synops.
 
-The kernels are serial; :mod:`snnlite._parallel` runs one share of the samples per worker.
+The kernels are serial; :mod:`snnlite._pool` runs one share of the samples per worker.
 Each worker owns whole samples (samples ``tid, tid + P, ...``) with its own scratch rows, so
 no two workers write the same memory and results do not depend on the thread count.
 """

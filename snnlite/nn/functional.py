@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from .. import _parallel, _threads
+from .. import _blas as _threads
+from .. import _pool as _parallel
 from ..kernels import batchnorm as kbn
 from ..kernels import conv as kconv
 from ..kernels import fused as kfused

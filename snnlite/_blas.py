@@ -1,8 +1,9 @@
-"""One thread pool: BLAS runs single-threaded while Numba's workers split the work.
+"""BLAS thread limiter: OpenBLAS held to one thread while the kernel pool splits the work.
 
-OpenBLAS keeps its own worker threads spinning after each call; next to Numba's pool they
-fight over the cores. The kernels therefore call GEMM from inside ``prange`` workers with
-BLAS limited to one thread. numpy and scipy each bundle an OpenBLAS (numba's ``np.dot``
+OpenBLAS keeps its own worker threads spinning after each call; next to the workers of
+:mod:`snnlite._pool` they would fight over the cores. The functional layer therefore runs
+kernels that call GEMM inside :func:`blas_threads` (1), each pool worker then making its own
+single-threaded BLAS calls. numpy and scipy each bundle an OpenBLAS (numba's ``np.dot``
 calls scipy's), so both are limited, at run time, through the libraries' own C entry
 points (the way threadpoolctl does it, without the dependency).
 """

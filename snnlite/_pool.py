@@ -1,11 +1,12 @@
-"""One thread pool for the kernels.
+"""The kernel thread pool: the one pool that every parallel kernel call runs on.
 
 Kernels are serial Numba functions compiled with ``nogil=True``; this module splits their
-outermost loop into one contiguous range (or one interleaved share) per worker and runs the
-shares on a small pool of Python threads, the caller's thread taking the last one. Compared
-with Numba's ``parallel=True`` this compiles in a fraction of the time (no parfor lowering
-per kernel), keeps a single pool next to BLAS (which the kernels call single-threaded) and
-makes the work split explicit and deterministic.
+outermost loop into one contiguous range (:func:`chunks`) or one interleaved share
+(:func:`shares`) per worker and runs the shares on a small pool of Python threads, the
+caller's thread taking the last one. Compared with Numba's ``parallel=True`` this compiles
+in a fraction of the time (no parfor lowering per kernel), keeps a single pool next to BLAS
+(which the kernels call single-threaded, see :mod:`snnlite._blas`) and makes the work split
+explicit and deterministic.
 
 ``SNNLITE_NUM_THREADS`` sets the worker count (default: the CPUs this process may use).
 """
