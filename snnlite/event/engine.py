@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _pool as _parallel
+from .. import _pool
 from ..kernels import event as kev
 from ..nn import functional as F
 from ..nn.module import is_time_broadcast
@@ -120,7 +120,7 @@ def _dense_currents(prog, x, B):
 def _input_events(inp, ecnt, x):
     """inp (B, T, N_in), ecnt[:, :, 0] <- the input's events; [B] 1 where x is not binary."""
     bad = np.zeros(x.shape[1], np.int64)
-    _parallel.chunks(kev.input_events, x.shape[1], inp, ecnt, bad, x)
+    _pool.chunks(kev.input_events, x.shape[1], inp, ecnt, bad, x)
     return bad
 
 
@@ -142,14 +142,14 @@ def run(net, x, mode="auto", record=False):
         q_dense, dense = _dense_currents(prog, x, B)
     else:
         q_dense, dense = np.full(len(prog.projections), -1, np.int64), np.zeros((B, 1, 0), dt)
-    P = _parallel.get_num_threads()
+    P = _pool.get_num_threads()
     syn = np.zeros((B, T, len(prog.projections)), np.int64)
     acc = np.zeros((B, pops[-1].size), dt)
     scratch = (np.empty((P, prog.n_max), dt), np.empty((P, prog.n_max), dt),
                np.empty((P, prog.n_max + 8), np.uint8), np.zeros((P, prog.n_max), np.uint8),
                np.zeros((P, prog.n_pooled), dt), np.empty((P, prog.n_pooled), np.int32))
     ev = np.empty((B if record else P, T, prog.E), np.int32)
-    _parallel.shares(kev.run_network, inp, ev, record, ecnt, syn, acc, dense, q_dense,
+    _pool.shares(kev.run_network, inp, ev, record, ecnt, syn, acc, dense, q_dense,
                      *scratch, *prog.kernel_args())
     counts = _counts(net, mode, ecnt, syn)
     spikes = None

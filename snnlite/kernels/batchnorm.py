@@ -1,7 +1,7 @@
 """Batch normalisation over (N, C, L): statistics per channel over N*L, in float64.
 
 Each kernel takes the range [lo, hi) of its outermost index (channels, or rows n*C + c) that
-one worker computes (see :mod:`snnlite._parallel`). Forward (training) saves ``mean`` and
+one worker computes (see :mod:`snnlite._pool`). Forward (training) saves ``mean`` and
 ``rstd`` for backward; the caller updates the running statistics. Eval mode normalises with
 the running statistics instead.
 """

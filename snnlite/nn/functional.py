@@ -1,6 +1,6 @@
 """The functional layer: checks arguments, coerces dtype and layout, allocates, calls kernels.
 
-Kernels run on :mod:`snnlite._parallel`'s pool, each worker taking a share of the outermost
+Kernels run on :mod:`snnlite._pool`'s pool, each worker taking a share of the outermost
 loop. Functions here are stateless apart from an optional :class:`Workspace` of scratch
 buffers that a layer keeps between calls (large allocations per step cost page faults).
 Stateless layers take ``[N, ...]`` arrays (time folded into the batch by the caller).
@@ -9,8 +9,7 @@ import math
 
 import numpy as np
 
-from .. import _blas as _threads
-from .. import _pool as _parallel
+from .. import _blas, _pool
 from ..kernels import batchnorm as kbn
 from ..kernels import conv as kconv
 from ..kernels import fused as kfused
@@ -76,13 +75,13 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, sparse_below=0.2, 
     x = np.ascontiguousarray(x)
     w2 = np.ascontiguousarray(weight.reshape(O, -1))
     wT = np.ascontiguousarray(w2.T)
-    P = _parallel.get_num_threads()
+    P = _pool.get_num_threads()
     cols = _scratch(ws, "cols", (P, C * kh * kw, Ho * Wo), x.dtype)
     yT = _scratch(ws, "yT", (P, Ho * Wo, O), x.dtype)
     y = np.empty((N, O, Ho, Wo), x.dtype)
     n_sparse = np.zeros(P, np.int64)
-    with _threads.blas_threads(1):
-        _parallel.shares(kconv.conv2d_forward, y.reshape(N, O, Ho * Wo), n_sparse, x, w2, wT,
+    with _blas.blas_threads(1):
+        _pool.shares(kconv.conv2d_forward, y.reshape(N, O, Ho * Wo), n_sparse, x, w2, wT,
                          kh, kw, stride, padding, sparse_below, cols, yT)
     if bias is not None:
         y += bias.reshape(1, O, 1, 1)
@@ -107,7 +106,7 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=Tr
     dy = np.ascontiguousarray(dy)
     w2 = np.ascontiguousarray(weight.reshape(O, -1))
     wT = np.ascontiguousarray(w2.T)
-    P = _parallel.get_num_threads()
+    P = _pool.get_num_threads()
     Ckk = C * kh * kw
     cols = _scratch(ws, "cols", (P, Ckk, Ho * Wo), x.dtype)
     dyT = _scratch(ws, "yT", (P, Ho * Wo, O), x.dtype)
@@ -116,14 +115,14 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=Tr
     dwT[:] = 0
     dx = np.empty_like(x) if need_dx else np.empty((0, C, H, W), x.dtype)
     wino = need_dx and winograd and kwino.usable(kh, kw, stride, padding, H, W)
-    with _threads.blas_threads(1):
-        _parallel.shares(kconv.conv2d_backward, dx, dwT, dy, x, w2, wT, kh, kw, stride,
+    with _blas.blas_threads(1):
+        _pool.shares(kconv.conv2d_backward, dx, dwT, dy, x, w2, wT, kh, kw, stride,
                          padding, sparse_below, need_dx and not wino, need_dw, cols, dyT, tmp)
         if wino:
             U = _scratch(ws, "wino_U", (16, C, O), x.dtype)
             kwino.weight_transform(U, weight)
             scratch = _scratch(ws, "wino", (P, kwino.scratch_size(C, O, H, W)), x.dtype)
-            _parallel.shares(kwino.input_grad, dx, dy, U, scratch)
+            _pool.shares(kwino.input_grad, dx, dy, U, scratch)
     dw = dwT.sum(0).T.reshape(weight.shape) if need_dw else None
     return (dx if need_dx else None), dw
 
@@ -135,7 +134,7 @@ def batch_norm_stats(x):
     check_float("x", x, 3)
     mean = np.empty(x.shape[1], np.float64)
     var = np.empty(x.shape[1], np.float64)
-    _parallel.chunks(kbn.bn_stats, x.shape[1], mean, var, np.ascontiguousarray(x))
+    _pool.chunks(kbn.bn_stats, x.shape[1], mean, var, np.ascontiguousarray(x))
     return mean, var
 
 
@@ -149,7 +148,7 @@ def batch_norm_train(x, gamma, beta, eps):
     mean, var = batch_norm_stats(x)
     rstd = 1.0 / np.sqrt(var + eps)
     y = np.empty_like(x)
-    _parallel.chunks(kbn.bn_normalize, x.shape[0] * C, y, x, mean, rstd, gamma, beta)
+    _pool.chunks(kbn.bn_normalize, x.shape[0] * C, y, x, mean, rstd, gamma, beta)
     return y, mean, var, rstd
 
 
@@ -163,7 +162,7 @@ def batch_norm_eval(x, gamma, beta, running_mean, running_var, eps):
     mean = running_mean.astype(np.float64)
     rstd = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
     y = np.empty_like(x)
-    _parallel.chunks(kbn.bn_normalize, x.shape[0] * C, y, x, mean, rstd, gamma, beta)
+    _pool.chunks(kbn.bn_normalize, x.shape[0] * C, y, x, mean, rstd, gamma, beta)
     return y
 
 
@@ -173,9 +172,9 @@ def batch_norm_train_backward(dy, x, gamma, mean, rstd):
     C = x.shape[1]
     dgamma = np.empty(C, np.float64)
     dbeta = np.empty(C, np.float64)
-    _parallel.chunks(kbn.bn_backward_reduce, C, dgamma, dbeta, dy, x, mean, rstd)
+    _pool.chunks(kbn.bn_backward_reduce, C, dgamma, dbeta, dy, x, mean, rstd)
     dx = np.empty_like(x)
-    _parallel.chunks(kbn.bn_backward_input, x.shape[0] * C, dx, dy, x, mean, rstd, gamma,
+    _pool.chunks(kbn.bn_backward_input, x.shape[0] * C, dx, dy, x, mean, rstd, gamma,
                      dgamma, dbeta)
     return dx, dgamma, dbeta
 
@@ -205,7 +204,7 @@ def bn_lif_forward(x, mean, rstd, gamma, beta, T, tau, v_threshold, v_reset, dec
         if residual.shape != (T, B, C, H, W):
             raise ValueError(f"residual: expected shape {(T, B, C, H, W)}, got {residual.shape}")
         res = np.ascontiguousarray(residual).reshape(T, B, C, H * W)
-    _parallel.chunks(kfused.bn_lif_forward, B * C, out, h, counts, xs, res, mean, rstd, gamma,
+    _pool.chunks(kfused.bn_lif_forward, B * C, out, h, counts, xs, res, mean, rstd, gamma,
                      beta, dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0),
                      bool(decay_input), hard, k, W, bool(save_h))
     return out.reshape(T, B, C, H // k, W // k), (h if save_h else None), int(counts.sum())
@@ -226,7 +225,7 @@ def lif_bn_backward(dout, h, x, mean, rstd, gamma, tau, v_threshold, v_reset, de
     xs = np.ascontiguousarray(x).reshape(Tx, B, C, H * W)
     dcur = np.empty((Tx, B, C, H * W), h.dtype)
     sums = np.empty((B * C, 2), np.float64)
-    _parallel.chunks(kfused.lif_bn_backward, B * C, dcur, sums,
+    _pool.chunks(kfused.lif_bn_backward, B * C, dcur, sums,
                      np.ascontiguousarray(dout).reshape(T, B, C, -1), h, xs, mean, rstd,
                      dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input),
                      hard, bool(detach_reset), dt(alpha / 2), dt(math.pi / 2 * alpha),
@@ -237,7 +236,7 @@ def lif_bn_backward(dout, h, x, mean, rstd, gamma, tau, v_threshold, v_reset, de
     if not need_dx:
         return None, dgamma, dbeta, dcur_out
     d3 = dcur.reshape(Tx * B, C, H * W)
-    _parallel.chunks(kbn.bn_backward_input, Tx * B * C, d3, d3, xs.reshape(Tx * B, C, H * W),
+    _pool.chunks(kbn.bn_backward_input, Tx * B * C, d3, d3, xs.reshape(Tx * B, C, H * W),
                      mean, rstd, gamma, dgamma, dbeta)
     return dcur.reshape(Tx, B, C, H, W), dgamma, dbeta, dcur_out
 
@@ -268,7 +267,7 @@ def lif_forward(x, tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True, v0=N
         v = v0.copy()
     s = np.empty((steps, M), x.dtype)
     h = np.empty((steps, M), x.dtype)
-    _parallel.chunks(klif.lif_forward, M, s, h, v, np.ascontiguousarray(x), dt(tau),
+    _pool.chunks(klif.lif_forward, M, s, h, v, np.ascontiguousarray(x), dt(tau),
                      dt(v_threshold), vr, bool(decay_input), hard)
     return s, h, v
 
@@ -279,7 +278,7 @@ def lif_backward(ds, h, tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True,
     dt = h.dtype.type
     hard = v_reset is not None
     dx = np.empty_like(h)
-    _parallel.chunks(klif.lif_backward, h.shape[1], dx, np.ascontiguousarray(ds, h.dtype), h,
+    _pool.chunks(klif.lif_backward, h.shape[1], dx, np.ascontiguousarray(ds, h.dtype), h,
                      dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input),
                      hard, bool(detach_reset), dt(alpha / 2), dt(math.pi / 2 * alpha))
     return dx
@@ -298,7 +297,7 @@ def _pool_shape(x, k):
 def avg_pool_forward(x, k):
     N, C, Ho, Wo = _pool_shape(x, k)
     y = np.empty((N, C, Ho, Wo), x.dtype)
-    _parallel.chunks(kpool.avg_pool_forward, N * C, y.reshape(N * C, Ho, Wo),
+    _pool.chunks(kpool.avg_pool_forward, N * C, y.reshape(N * C, Ho, Wo),
                      np.ascontiguousarray(x).reshape(N * C, Ho * k, Wo * k), k)
     return y
 
@@ -306,7 +305,7 @@ def avg_pool_forward(x, k):
 def avg_pool_backward(dy, k):
     N, C, Ho, Wo = dy.shape
     dx = np.empty((N, C, Ho * k, Wo * k), dy.dtype)
-    _parallel.chunks(kpool.avg_pool_backward, N * C, dx.reshape(N * C, Ho * k, Wo * k),
+    _pool.chunks(kpool.avg_pool_backward, N * C, dx.reshape(N * C, Ho * k, Wo * k),
                      np.ascontiguousarray(dy).reshape(N * C, Ho, Wo), k)
     return dx
 
@@ -316,7 +315,7 @@ def max_pool_forward(x, k):
     N, C, Ho, Wo = _pool_shape(x, k)
     y = np.empty((N, C, Ho, Wo), x.dtype)
     idx = np.empty((N, C, Ho, Wo), np.uint8)
-    _parallel.chunks(kpool.max_pool_forward, N * C, y.reshape(N * C, Ho, Wo),
+    _pool.chunks(kpool.max_pool_forward, N * C, y.reshape(N * C, Ho, Wo),
                      idx.reshape(N * C, Ho, Wo),
                      np.ascontiguousarray(x).reshape(N * C, Ho * k, Wo * k), k)
     return y, idx
@@ -325,7 +324,7 @@ def max_pool_forward(x, k):
 def max_pool_backward(dy, idx, k):
     N, C, Ho, Wo = dy.shape
     dx = np.empty((N, C, Ho * k, Wo * k), dy.dtype)
-    _parallel.chunks(kpool.max_pool_backward, N * C, dx.reshape(N * C, Ho * k, Wo * k),
+    _pool.chunks(kpool.max_pool_backward, N * C, dx.reshape(N * C, Ho * k, Wo * k),
                      np.ascontiguousarray(dy).reshape(N * C, Ho, Wo), idx.reshape(N * C, Ho, Wo),
                      k)
     return dx
@@ -341,8 +340,8 @@ def linear_forward(x, weight, bias=None):
         raise ValueError(f"x: expected {weight.shape[1]} features, got {x.shape[1]}")
     y = np.empty((x.shape[0], weight.shape[0]), x.dtype)
     b = bias if bias is not None else np.zeros(weight.shape[0], x.dtype)
-    with _threads.blas_threads(1):
-        _parallel.chunks(klin.linear_forward, x.shape[0], y, np.ascontiguousarray(x),
+    with _blas.blas_threads(1):
+        _pool.chunks(klin.linear_forward, x.shape[0], y, np.ascontiguousarray(x),
                          np.ascontiguousarray(weight), b, bias is not None)
     return y
 
@@ -355,7 +354,7 @@ def linear_backward(dy, x, weight, need_dx=True):
     dx = None
     if need_dx:
         dx = np.empty_like(x)
-        with _threads.blas_threads(1):
-            _parallel.chunks(klin.linear_backward_input, x.shape[0], dx, dy,
+        with _blas.blas_threads(1):
+            _pool.chunks(klin.linear_backward_input, x.shape[0], dx, dy,
                              np.ascontiguousarray(weight))
     return dx, dw, db
