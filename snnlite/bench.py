@@ -12,6 +12,8 @@ import time
 import numpy as np
 
 from . import data, encoding, losses, models, optim
+from ._memory import tune_malloc
+from .io.checkpoint import load_model
 from .nn.graph import INPUT, trace
 
 
@@ -77,11 +79,11 @@ def measure(model_name="cifarnet_small", T=8, batch_size=32, steps=5, warmup=2,
     ``weights``, a checkpoint of a trained model, measures at its firing rates instead of
     those of a fresh initialisation; ``spike_rate`` reports the mean over spiking layers.
     """
+    tune_malloc()  # what the CLI and the Trainer do: measure what a user gets
     x, y, source = images if images is not None else bench_images(batch_size)
     if weights is None:
         model = models.build(model_name)
     else:
-        from .train import load_model
         model, cfg = load_model(weights)
         if cfg.model != model_name:
             raise ValueError(f"weights: {weights} holds a {cfg.model}, not a {model_name}")
