@@ -2,7 +2,7 @@
 
 - ``direct``: the float image at every step (a stride-0 view, so layers compute it once).
 - ``ttfs``: time to first spike, the D2E paper's encoder. Intensity x in [0, 1] fires once,
-  at the first step t (1-based) where x > thr_t with thr = linspace(1, 1/T, T), i.e.
+  at the first step t (0-based) where x > thr_t with thr = linspace(1, 1/T, T), i.e.
   t = floor(T (1 - x)) + 1; x <= 1/T never fires; step 0 stays empty.
 - ``latency``: SpikingJelly's linear latency code, t = round((T - 1)(1 - x)) (0-based);
   every element fires exactly once, x = 1 at step 0, x = 0 at step T-1.

@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from snnlite.io.torch_pth import extract_state_dict, load_checkpoint, load_pth
+from snnlite.io.torch_pth import extract_state_dict, load_pth, read_pth
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "data" / "torch"
@@ -247,7 +247,7 @@ def test_rebuild_variants(tmp_path):
         "size": Call(G("torch", "Size"), [2, 3]),
         "py2_set": Call(G("__builtin__", "set"), [1, 2]),
     }
-    ck2 = load_checkpoint(write_zip(tmp_path / "r.pth", obj, ck))
+    ck2 = read_pth(write_zip(tmp_path / "r.pth", obj, ck))
     np.testing.assert_array_equal(ck2["old"], w.T)
     np.testing.assert_array_equal(ck2["param"], w)
     np.testing.assert_array_equal(ck2["param_state"], w)
@@ -272,7 +272,7 @@ def test_nested_checkpoint_files(tmp_path, layout):
     path = write(tmp_path / "n.pth", {"model": inner, "optimizer": {"lr": 0.1}, "epoch": 3}, ck)
     assert list(load_pth(path)) == ["fc.weight", "fc.bias"]
     assert list(load_pth(path, strip_prefix=None)) == list(inner)
-    assert load_checkpoint(path)["epoch"] == 3
+    assert read_pth(path)["epoch"] == 3
     with pytest.raises(KeyError, match="n.pth.*'ema'"):
         load_pth(path, key="ema")
     with pytest.raises(ValueError, match="n.pth.*no mapping of names to arrays"):
@@ -476,7 +476,7 @@ def test_real_torch_details():
     np.testing.assert_array_equal(views["wt"], views["w"].T)
     np.testing.assert_array_equal(views["tail"], np.arange(1, 10))
     np.testing.assert_array_equal(views["step"], [2, 5, 8])
-    ckpt = load_checkpoint(FIXTURES / "nested.pth")
+    ckpt = read_pth(FIXTURES / "nested.pth")
     assert (ckpt["epoch"], ckpt["best_acc"], ckpt["arch"]) == (3, 0.75, "seq")
     dp = load_pth(FIXTURES / "data_parallel.pth", strip_prefix=None)
     assert all(k.startswith("module.") for k in dp)

@@ -5,7 +5,7 @@ API
 ``load_pth(path, key=None, strip_prefix="module.")`` -> ``dict[str, np.ndarray]``: the state
 dict of a checkpoint, insertion-ordered (see ``extract_state_dict`` for nested checkpoints;
 ``strip_prefix`` is removed when *every* key starts with it, as after ``nn.DataParallel``).
-``load_checkpoint(path)``: the whole saved object, tensors replaced by arrays.
+``read_pth(path)``: the whole saved object, tensors replaced by arrays.
 ``extract_state_dict(obj, key=None)``: the name -> array mapping inside such an object.
 
 Formats read
@@ -58,7 +58,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["extract_state_dict", "load_checkpoint", "load_pth"]
+__all__ = ["extract_state_dict", "read_pth", "load_pth"]
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
@@ -322,7 +322,7 @@ def _materialize(obj, path, order, memo):
     return out
 
 
-def load_checkpoint(path) -> object:
+def read_pth(path) -> object:
     """Load the whole object saved by ``torch.save``, with every tensor as a NumPy array."""
     path = os.fspath(path)
     with open(path, "rb") as f:  # FileNotFoundError names the path
@@ -375,7 +375,7 @@ def extract_state_dict(obj, key=None) -> dict:
 
 def load_pth(path, key=None, strip_prefix: str | None = "module.") -> dict:
     """Load the state dict of a ``.pth`` checkpoint as ``{name: np.ndarray}`` (see module doc)."""
-    obj = load_checkpoint(path)
+    obj = read_pth(path)
     try:
         sd = extract_state_dict(obj, key)
     except KeyError as e:
