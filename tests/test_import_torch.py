@@ -13,7 +13,7 @@ from test_torch_pth import Ckpt, write_zip
 
 from snnlite import cli, models
 from snnlite.io.checkpoint import load_checkpoint, load_model
-from snnlite.io.torch_import import load_torch_state_dict
+from snnlite.io.torch_import import load_torch_state_dict, mismatch_summary
 from snnlite.nn import LIF, AvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, Sequential, TimeMean
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "torch" / "cifarnet"
@@ -173,9 +173,10 @@ def test_missing_unexpected_and_strict_false(tmp_path):
     path = write_state(tmp_path / "bad.pth", state)
     model = models.cifarnet_small(seed=1)
     before = model.state_dict()
-    msg = (r"bad.pth: names do not match the model \(Sequential; closest naming rule "
-           r"'exact'\): missing \(in the model, not in the file\) \['12.running_mean'\]; "
-           r"unexpected \(in the file, not in the model\) \['17.weight'\]")
+    msg = (r"bad.pth: names do not match the model \(Sequential, 26 names; the closest "
+           r"naming rule 'exact' matches 25\): 1 missing \(in the model, not in the file\): "
+           r"'12.running_mean'; "
+           r"1 unexpected \(in the file, not in the model\): '17.weight'$")
     with pytest.raises(ValueError, match=msg):
         load_torch_state_dict(model, path)
     for k, v in model.state_dict().items():  # nothing was loaded
@@ -204,6 +205,18 @@ def test_wrong_architecture_lists_names(tmp_path):
         load_torch_state_dict(models.cifarnet_small(), write_state(tmp_path / "r.pth", state))
 
 
+def test_mismatch_summary_is_short():
+    """A wrong --model gives one line: the counts and the first names of each list."""
+    missing = [f"layer{i}.conv.weight" for i in range(100)]
+    unexpected = [f"{i}.weight" for i in range(30)]
+    assert mismatch_summary(missing, unexpected) == (
+        "100 missing (in the model, not in the file): 'layer0.conv.weight', "
+        "'layer1.conv.weight', 'layer2.conv.weight', 'layer3.conv.weight' and 96 more; "
+        "30 unexpected (in the file, not in the model): '0.weight', '1.weight', "
+        "'2.weight', '3.weight' and 26 more")
+    assert mismatch_summary([], ["a"]) == "1 unexpected (in the file, not in the model): 'a'"
+
+
 # ---------------------------------------------------------------- command line
 def test_cli_import_torch(tmp_path, capsys):
     out = tmp_path / "ck.h5"
@@ -221,5 +234,14 @@ def test_cli_import_torch(tmp_path, capsys):
     bad = ["import-torch", str(FIXTURES / "cifarnet_small.pth"), "--model", "wrn20_1",
            "--out", str(tmp_path / "bad.h5")]
     assert cli.main(bad) == 2
-    assert "cifarnet_small.pth: names do not match" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cifarnet_small.pth: names do not match" in err
+    assert "128 missing" in err and "and 124 more" in err and "26 unexpected" in err
+    assert len(err) < 600 and err.count("\n") == 1
     assert not (tmp_path / "bad.h5").exists()
+
+    before = out.read_bytes()
+    assert cli.main(argv) == 2  # an existing checkpoint is kept
+    assert "exists: pass --force" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert cli.main(argv + ["--force"]) == 0

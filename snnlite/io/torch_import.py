@@ -31,8 +31,9 @@ first that gives exactly the model's names is used:
 Anything else: pass ``rename``, a dict {file name: model name} or a function of the file
 name, applied before the rules. Non-array entries of the state dict are ignored.
 
-Checks: missing and unexpected names (both listed, with the file's original names) raise
-``ValueError`` when ``strict``; a shape mismatch always raises, naming both keys.
+Checks: missing and unexpected names raise ``ValueError`` when ``strict``, summarised on one
+line (how many of each, the first few, the file's original names, the closest naming
+rule and how many names it matches); a shape mismatch always raises, naming both keys.
 Values are cast to the dtype of the array they replace (float64 files load into float32
 models).
 """
@@ -42,7 +43,7 @@ import numpy as np
 
 from .torch_pth import load_pth
 
-__all__ = ["load_torch_state_dict", "torch_key_candidates"]
+__all__ = ["load_torch_state_dict", "mismatch_summary", "torch_key_candidates"]
 
 _DIGIT = re.compile(r"\d+")
 
@@ -110,6 +111,24 @@ def _apply_rename(sd, rename):
     return out
 
 
+def _names(names, limit):
+    head = ", ".join(repr(n) for n in names[:limit])
+    return head + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def mismatch_summary(missing, unexpected, limit=4):
+    """One line for people: how many names are missing (model names not in the file) and
+    unexpected (file names not in the model), and the first ``limit`` of each."""
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing (in the model, not in the file): "
+                     f"{_names(missing, limit)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (in the file, not in the model): "
+                     f"{_names(unexpected, limit)}")
+    return "; ".join(parts)
+
+
 def load_torch_state_dict(model, path, strict=True, key=None, rename=None):
     """Load the state dict in the ``.pth`` file ``path`` into ``model`` (in place).
 
@@ -139,9 +158,10 @@ def load_torch_state_dict(model, path, strict=True, key=None, rename=None):
     if strict and (missing or unexpected):
         raise ValueError(
             f"load_torch_state_dict: {path}: names do not match the model "
-            f"({type(model).__name__}; closest naming rule '{rule}'): "
-            f"missing (in the model, not in the file) {missing}; "
-            f"unexpected (in the file, not in the model) {unexpected}")
+            f"({type(model).__name__}, {len(own)} names; the closest naming rule "
+            f"'{rule}' matches {hits}): "
+            + mismatch_summary(missing, unexpected)
+            + ("; is it the same model? (or pass rename=)" if hits < len(own) / 2 else ""))
     state = {}
     for name, ref in own.items():
         if name not in inverse:
