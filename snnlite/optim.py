@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 
+from .losses import DivergenceError
+
 
 class SGD:
     """PyTorch's SGD: ``g = grad + wd * p``; ``buf = momentum * buf + g`` (``buf = g`` on
@@ -11,16 +13,25 @@ class SGD:
     Weight decay applies only to parameters with ``p.decay`` (by default not to biases or
     batch-norm parameters); ``decay_all=True`` applies it to every parameter, as plain
     PyTorch does.
+
+    A gradient holding NaN or infinity stops :meth:`step` before any parameter changes,
+    with a :class:`~snnlite.losses.DivergenceError` naming the parameters (``names``, in
+    parameter order; default their positions). ``check_finite=False`` skips that check.
     """
 
     def __init__(self, params, lr, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                 decay_all=False):
+                 decay_all=False, names=None, check_finite=True):
         self.params = list(params)
         if not self.params:
             raise ValueError("SGD: got an empty parameter list")
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got "
-                             f"{lr}, {momentum}, {weight_decay}")
+        if not all(math.isfinite(v) and v >= 0 for v in (lr, momentum, weight_decay)):
+            raise ValueError(f"SGD: lr, momentum and weight_decay must be finite and >= 0, "
+                             f"got {lr}, {momentum}, {weight_decay}")
+        self.names = list(names) if names is not None else \
+            [f"parameter {i}" for i in range(len(self.params))]
+        if len(self.names) != len(self.params):
+            raise ValueError(f"SGD: {len(self.names)} names for {len(self.params)} parameters")
+        self.check_finite = check_finite
         if nesterov and momentum <= 0:
             raise ValueError("SGD: Nesterov momentum requires momentum > 0")
         self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
@@ -32,6 +43,13 @@ class SGD:
             p.grad[...] = 0
 
     def step(self):
+        if self.check_finite:
+            bad = [n for n, p in zip(self.names, self.params) if not _finite(p.grad)]
+            if bad:
+                shown = ", ".join(bad[:8]) + (f", ... ({len(bad)} in all)" if len(bad) > 8
+                                              else "")
+                raise DivergenceError(f"gradient holds NaN or infinity in {shown}; no "
+                                      "parameter was updated")
         m = self.momentum
         for i, p in enumerate(self.params):
             g = p.grad
@@ -64,6 +82,11 @@ class SGD:
         self.lr = state["lr"]
         self.momenta = [None if b is None else np.array(b, p.data.dtype)
                         for p, b in zip(self.params, momenta)]
+
+
+def _finite(a):
+    # a float64 sum is finite iff every element is, unless it overflows: then look closer
+    return math.isfinite(a.sum(dtype=np.float64)) or bool(np.isfinite(a).all())
 
 
 def cosine_warmup(step, total_steps, lr, warmup_steps=0, warmup_start=None, floor=0.0):

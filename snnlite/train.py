@@ -6,7 +6,16 @@ A run lives in one folder: ``last.h5`` (written every ``checkpoint_every`` steps
 (seed, epoch, batch index) and the learning rate a pure function of the step, so a run
 resumed from any checkpoint — after Ctrl-C, a crash or SIGKILL — ends with the same weights
 as one that was never interrupted (for the same number of threads).
+
+One run per folder: the trainer locks it (:class:`~snnlite.io.run_folder.RunFolder`) from
+construction until ``fit`` returns, refuses a folder holding another run's files unless
+resuming it, and on resume refuses every setting that differs from the checkpoint's unless
+it is named in ``override`` (recorded in ``state["changes"]``, ``config.json`` and the
+epoch's metrics row). Every checkpoint is finite: a step whose gradient, weights, batch-norm
+statistics or optimizer state turn NaN or infinite stops the run with a
+:class:`~snnlite.losses.DivergenceError` that names the last finite checkpoint.
 """
+import contextlib
 import dataclasses
 import json
 import math
@@ -22,6 +31,7 @@ from ._memory import tune_malloc
 from .encoding import model_input
 from .io.checkpoint import atomic_write, load_checkpoint, load_model, save_checkpoint
 from .io.config import TrainConfig
+from .io.run_folder import RunFolder
 from .losses import DivergenceError
 
 # TrainConfig, load_model and model_input live in snnlite.io.config, snnlite.io.checkpoint
@@ -31,6 +41,10 @@ __all__ = ["DivergenceError", "TrainConfig", "Trainer", "evaluate", "load_model"
 
 
 def subset(ds, limit):
+    """The first ``limit`` samples of ``ds`` (all of them for None)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
+                              or limit < 1):
+        raise ValueError(f"limit: expected a positive integer or None, got {limit!r}")
     if limit is None or limit >= len(ds):
         return ds
     return sdata.ArrayDataset(ds.images[:limit], ds.labels[:limit], ds.label_names, ds.mean,
@@ -74,10 +88,13 @@ class Trainer:
     :meth:`extra_metrics`) to train differently (e.g. distillation).
 
     Constructing one applies :func:`snnlite.tune_malloc` (large activations reused from the
-    heap; ``SNNLITE_MALLOC_TUNE=0`` turns it off)."""
+    heap; ``SNNLITE_MALLOC_TUNE=0`` turns it off), locks ``out_dir`` (released when ``fit``
+    returns or raises, or by :meth:`close`) and, with ``resume``, restores its last
+    checkpoint; ``override`` names the settings that may differ from the checkpoint's
+    (see the module docstring)."""
 
     def __init__(self, config, out_dir, train_set, test_set, model=None, resume=False,
-                 progress=True, log_every=0):
+                 progress=True, log_every=0, override=()):
         tune_malloc()
         self.cfg = config
         self.out = Path(out_dir)
@@ -88,7 +105,8 @@ class Trainer:
         self.model = model if model is not None else models.build(
             config.model, config.num_classes, seed=config.seed)
         self.opt = optim.SGD(self.model.parameters(), config.lr, config.momentum, True,
-                             config.weight_decay)
+                             config.weight_decay,
+                             names=[n for n, _ in self.model.named_parameters()])
         self.loader = sdata.Loader(self.train_set, config.batch_size, shuffle=True,
                                    augment=config.augment, seed=config.seed)
         self.steps_per_epoch = len(self.loader)
@@ -96,35 +114,112 @@ class Trainer:
         self.warmup_steps = min(self.total_steps,
                                 int(round(config.warmup_epochs * self.steps_per_epoch)))
         self.state = dict(epoch=0, batch=0, step=0, loss_sum=0.0, correct=0, seen=0,
-                          history=[], best_acc=-1.0, wall=0.0)
-        last = self.out / "last.h5"
-        if resume and last.exists():
-            self._restore(load_checkpoint(last))
-        elif last.exists():
-            raise FileExistsError(f"{last} exists: pass resume=True (--resume) to continue "
-                                  "that run, or choose another output folder")
+                          history=[], best_acc=-1.0, wall=0.0, changes=[],
+                          data={"train": len(self.train_set), "test": len(self.test_set)})
+        self.changes = []  # (setting, old, new) overridden by this resume
+        self._last_good = None  # (epoch, step) of the last finite last.h5
+        self._runs = 0
         self._stop = False
+        self.folder = RunFolder(self.out).acquire()
+        try:
+            self._open(resume, set(override))
+        except BaseException:
+            self.folder.release()
+            raise
+
+    def close(self):
+        """Release the run folder's lock (``fit`` does so when it returns or raises)."""
+        self.folder.release()
 
     # ------------------------------------------------------------------ checkpoints
     def config_dict(self):
         return dataclasses.asdict(self.cfg)
 
-    def _restore(self, ck):
-        saved = TrainConfig.from_dict(ck["config"])
-        for k in ("model", "T", "batch_size", "seed", "epochs", "encoding", "lr"):
-            if getattr(saved, k) != getattr(self.cfg, k):
-                raise ValueError(f"resume: checkpoint was made with {k}={getattr(saved, k)!r}, "
-                                 f"this run asks for {getattr(self.cfg, k)!r}")
+    def _open(self, resume, override):
+        """Restore, start afresh or refuse, from what the locked folder holds."""
+        last, present = self.out / "last.h5", self.folder.present()
+        if resume and last.exists():
+            shapes = {k: v.shape for k, v in self.model.state_dict().items()}
+            params = {k: p.data.shape for k, p in self.model.named_parameters()}
+            self._restore(load_checkpoint(last, shapes, params), override)
+        elif resume and present:  # a run stopped before its first checkpoint
+            if "config.json" not in present:
+                raise FileExistsError(
+                    f"{self.out} holds {', '.join(present)} but no last.h5 or config.json: "
+                    "not a run that can be resumed; choose another output folder")
+            path = self.out / "config.json"
+            try:
+                saved = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                raise ValueError(f"{path}: unreadable run config ({e})") from None
+            self._differences(saved, override, f"{path} (no checkpoint yet)")
+        elif present:
+            raise FileExistsError(
+                f"{self.out} holds another run ({', '.join(present)}): pass resume=True "
+                "(--resume) to continue it, or choose another output folder")
+
+    def _differences(self, saved, override, source, step=0):
+        """[(setting, saved value, this run's value)] of the overridden differences between
+        the run's saved config dict and this one; any other difference is refused."""
+        cls = type(self.cfg)
+        if not isinstance(saved, dict):
+            raise ValueError(f"resume: {source}: the saved config is not a JSON object")
+        try:
+            full = dict(saved, **dataclasses.asdict(cls.from_dict(saved)))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"resume: {source}: invalid saved config ({e})") from None
+        mine = self.config_dict()
+        unknown = sorted(set(override) - set(mine))
+        if unknown:
+            raise ValueError(f"override: unknown setting(s) {', '.join(unknown)}")
+        keys = [k for k in dict.fromkeys([*mine, *full])
+                if k not in cls.RESUME_SAFE and k != "changes"]
+        diffs = [(k, full.get(k), mine.get(k)) for k in keys if full.get(k) != mine.get(k)]
+        fixed = [d for d in diffs if d[0] in cls.RESUME_FIXED]
+        refused = [d for d in diffs if d[0] not in override]
+        if fixed:
+            raise ValueError(
+                f"resume: {source} was made with " + ", ".join(f"{k}={a!r}" for k, a, _ in fixed)
+                + "; this run asks for " + ", ".join(f"{k}={b!r}" for k, _, b in fixed)
+                + ": these settings define the run and cannot change when resuming; "
+                  "start a new run in another folder")
+        if refused:
+            raise ValueError(
+                f"resume: {source} was made with "
+                + ", ".join(f"{k}={a!r}" for k, a, _ in refused) + "; this run asks for "
+                + ", ".join(f"{k}={b!r}" for k, _, b in refused) + ". Pass the run's own "
+                "settings, or override them explicitly (--override NAME=VALUE; "
+                f"override={{...}}) to change them from step {step} on, recorded in the run")
+        return diffs
+
+    def _restore(self, ck, override=()):
+        changes = self._differences(ck["config"], override, str(self.out / "last.h5"),
+                                    ck["state"].get("step", 0))
+        saved_data, data = ck["state"].get("data"), self.state["data"]
+        if isinstance(saved_data, dict) and saved_data.get("train") != data["train"]:
+            raise ValueError(f"resume: {self.out / 'last.h5'} was trained on "
+                             f"{saved_data.get('train')} images, this training set has "
+                             f"{data['train']}: not the same data")
         self.model.load_state_dict(ck["model"])
         names = [n for n, _ in self.model.named_parameters()]
         self.opt.load_state_dict({"lr": self.cfg.lr,
                                   "momenta": [ck["momenta"].get(n) for n in names]})
         self.state.update(ck["state"])
+        self.state["data"] = data
+        self.state.setdefault("changes", [])
+        for k, old, new in changes:
+            self.state["changes"].append({"epoch": self.state["epoch"] + 1,
+                                          "step": self.state["step"], "setting": k,
+                                          "old": old, "new": new})
+        self.changes = changes
+        self._last_good = (self.state["epoch"], self.state["step"])
 
     def save(self, path):
         names = [n for n, _ in self.model.named_parameters()]
         momenta = {n: b for n, b in zip(names, self.opt.momenta) if b is not None}
         save_checkpoint(path, self.model.state_dict(), self.config_dict(), self.state, momenta)
+        if Path(path) == self.out / "last.h5":
+            self._last_good = (self.state["epoch"], self.state["step"])
 
     def _write_metrics(self):
         lines = "".join(json.dumps(h) + "\n" for h in self.state["history"])
@@ -168,15 +263,51 @@ class Trainer:
 
     def fit(self):
         """Train until ``epochs`` are done (or Ctrl-C: checkpoint, then KeyboardInterrupt)."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(self.config_dict(), indent=2) + "\n")
-        old = signal.signal(signal.SIGINT, self._on_sigint)
+        with self._running():
+            self._write_config()
+            old = signal.signal(signal.SIGINT, self._on_sigint)
+            try:
+                return self._fit()
+            finally:
+                signal.signal(signal.SIGINT, old)
+
+    @contextlib.contextmanager
+    def _running(self):
+        """Hold the folder's lock until the outermost ``fit`` ends (a second ``fit`` of the
+        same trainer takes it again)."""
+        if self._runs == 0:
+            self.folder.acquire()
+        self._runs += 1
         try:
-            return self._fit()
+            yield
         finally:
-            signal.signal(signal.SIGINT, old)
+            self._runs -= 1
+            if self._runs == 0:
+                self.folder.release()
+
+    def _write_config(self):
+        cfg = self.config_dict()
+        if self.state.get("changes"):
+            cfg["changes"] = self.state["changes"]
+        text = json.dumps(cfg, indent=2) + "\n"
+        atomic_write(self.out / "config.json", lambda p: Path(p).write_text(text))
 
     def _fit(self):
+        try:
+            return self._loop()
+        except DivergenceError as e:
+            st, lr = self.state, self.opt.lr
+            if self._last_good is not None:
+                epoch, step = self._last_good
+                where = (f"The last finite checkpoint is {self.out / 'last.h5'} (step {step}, "
+                         f"epoch {epoch + 1}); continue from it with a lower learning rate "
+                         "(--resume --override lr=..., or resume=True, override={'lr'})")
+            else:
+                where = "No checkpoint was written before it; start again with a lower --lr"
+            raise DivergenceError(f"training diverged at epoch {st['epoch'] + 1}, step "
+                                  f"{st['step']} (lr {lr:.4g}): {e}. {where}") from None
+
+    def _loop(self):
         cfg, st = self.cfg, self.state
         last_save = time.monotonic()
         while st["epoch"] < cfg.epochs:
@@ -189,15 +320,9 @@ class Trainer:
             for x, y in bar:
                 lr = self.lr_at(st["step"])
                 self.opt.lr = lr
-                try:
-                    loss, correct = self.train_step(x, y)
-                    if not math.isfinite(loss):
-                        raise DivergenceError(f"loss is {loss}")
-                except DivergenceError as e:
-                    raise DivergenceError(
-                        f"training diverged at epoch {epoch + 1}, step {st['step']} "
-                        f"(lr {lr:.4g}): {e}. Lower the learning rate; the last good "
-                        f"checkpoint is {self.out / 'last.h5'}") from None
+                loss, correct = self.train_step(x, y)
+                if not math.isfinite(loss):
+                    raise DivergenceError(f"loss is {loss}")
                 st["step"] += 1
                 st["batch"] += 1
                 st["loss_sum"] += loss * len(y)
@@ -237,6 +362,9 @@ class Trainer:
                    test_loss=ev["loss"], test_acc=ev["acc"], lr=self.lr_at(st["step"] - 1),
                    wall_s=round(st["wall"], 1))
         row.update(self.extra_metrics())
+        changes = [c for c in st.get("changes", []) if c["epoch"] == st["epoch"] + 1]
+        if changes:
+            row["changes"] = changes
         st["history"].append(row)
         st.update(epoch=st["epoch"] + 1, batch=0, loss_sum=0.0, correct=0, seen=0)
         improved = ev["acc"] > st["best_acc"]

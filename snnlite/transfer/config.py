@@ -1,5 +1,6 @@
 """The settings of a transfer run: :class:`TransferConfig` and the method table."""
 import dataclasses
+import typing
 
 from ..io.config import TrainConfig
 
@@ -24,6 +25,11 @@ class TransferConfig(TrainConfig):
     T: int = 8
     epochs: int = 10
 
+    # the teacher is identified by teacher_sha256 (in the run's config), not by its path
+    RESUME_SAFE: typing.ClassVar[tuple] = TrainConfig.RESUME_SAFE + ("teacher",)
+    RESUME_FIXED: typing.ClassVar[tuple] = TrainConfig.RESUME_FIXED + (
+        "method", "teacher_T", "teacher_sha256")
+
     def __post_init__(self):
         if not self.teacher:
             raise ValueError("teacher: expected the path of a checkpoint")
@@ -38,8 +44,8 @@ class TransferConfig(TrainConfig):
                              "got 'direct'")
         if self.teacher_T is not None and int(self.teacher_T) < 1:
             raise ValueError(f"teacher_T: expected a positive integer, got {self.teacher_T}")
-        if self.model is not None:  # None until the teacher is known (see for_teacher)
-            super().__post_init__()
+        if None not in (self.model, self.num_classes, self.dataset):  # None until the
+            super().__post_init__()  # teacher is known (see for_teacher)
 
     def for_teacher(self, teacher_cfg):
         """This config with the teacher's architecture, label space, dataset (which must not

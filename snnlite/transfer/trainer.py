@@ -19,7 +19,8 @@ class Transfer(Trainer):
     writes ``results.json``; it returns :meth:`results`.
     """
 
-    def __init__(self, config, out_dir, train_set, test_set, resume=False, progress=True):
+    def __init__(self, config, out_dir, train_set, test_set, resume=False, progress=True,
+                 override=()):
         teacher, teacher_cfg = load_model(config.teacher)
         config = config.for_teacher(teacher_cfg)
         self.teacher = teacher.eval()
@@ -27,7 +28,7 @@ class Transfer(Trainer):
         student = models.build(config.model, config.num_classes)
         student.load_state_dict(teacher.state_dict())
         super().__init__(config, out_dir, train_set, test_set, model=student, resume=resume,
-                         progress=progress)
+                         progress=progress, override=override)
         self._graph = None
         self._teacher_eval = None
         self._last_eval = None
@@ -35,15 +36,6 @@ class Transfer(Trainer):
     # ------------------------------------------------------------------ checkpoints
     def config_dict(self):
         return dict(super().config_dict(), teacher_sha256=self.teacher_sha256)
-
-    def _restore(self, ck):
-        saved = dict(ck["config"])
-        for k in ("method", "alpha", "temperature", "teacher_T", "teacher_sha256"):
-            mine = self.teacher_sha256 if k == "teacher_sha256" else getattr(self.cfg, k)
-            if saved.get(k) != mine:
-                raise ValueError(f"resume: checkpoint was made with {k}={saved.get(k)!r}, "
-                                 f"this run asks for {mine!r}")
-        super()._restore(ck)
 
     # ------------------------------------------------------------------ steps
     def teacher_logits(self, x):
@@ -108,21 +100,22 @@ class Transfer(Trainer):
     # ------------------------------------------------------------------ loop
     def fit(self):
         st = self.state
-        if not st["history"]:  # epoch 0: the unchanged copy on event input
-            ev = self.evaluate_test()
-            row = {"epoch": 0, "step": 0, "test_loss": ev["loss"], "test_acc": ev["acc"],
-                   "wall_s": 0.0}
-            row.update(self.extra_metrics())
-            st["history"].append(row)
-            self.out.mkdir(parents=True, exist_ok=True)
-            self._write_metrics()
-            if self.progress:
-                print(f"epoch 0 (before transfer): test acc {row['test_acc']:.4f} | teacher "
-                      f"{row['teacher_acc']:.4f} | KL {row['kl']:.4f}", flush=True)
-        super().fit()
-        res = self.results()
-        atomic_write(self.out / "results.json",
-                     lambda p: Path(p).write_text(json.dumps(res, indent=2) + "\n"))
+        with self._running():  # the folder stays locked until results.json is written
+            if not st["history"]:  # epoch 0: the unchanged copy on event input
+                self._write_config()
+                ev = self.evaluate_test()
+                row = {"epoch": 0, "step": 0, "test_loss": ev["loss"], "test_acc": ev["acc"],
+                       "wall_s": 0.0}
+                row.update(self.extra_metrics())
+                st["history"].append(row)
+                self._write_metrics()
+                if self.progress:
+                    print(f"epoch 0 (before transfer): test acc {row['test_acc']:.4f} | "
+                          f"teacher {row['teacher_acc']:.4f} | KL {row['kl']:.4f}", flush=True)
+            super().fit()
+            res = self.results()
+            atomic_write(self.out / "results.json",
+                         lambda p: Path(p).write_text(json.dumps(res, indent=2) + "\n"))
         return res
 
     def results(self):
