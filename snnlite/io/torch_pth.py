@@ -41,16 +41,30 @@ dicts; other leaves (ints, floats, strings) are returned as they are.
 Safety: the unpickler resolves only the globals in ``_GLOBALS`` (plain containers,
 ``torch.Size``, storage classes, dtypes and the rebuild functions above, all mapped to local
 stand-ins). Any other global raises ``pickle.UnpicklingError`` before anything is called,
-so a checkpoint cannot run code. Not read: TorchScript archives, quantized, sparse and
-float8 tensors, the pre-1.0 tar format, numpy objects inside checkpoints.
+so a checkpoint cannot run code; nothing can be set on a global either (a BUILD onto one is
+refused), so one file cannot change how the next one loads.
+
+Bounds: nothing is allocated from a size the file merely declares. Each pickle is scanned
+first (:mod:`pickletools`): every counted argument must lie within the stream and memo
+indices within its opcode count. A storage is read only from bytes the file really holds:
+an uncompressed zip record within the file, a legacy storage within what remains of it; a
+compressed zip record (torch.save never writes one) inflates to at most
+``max(64 MiB, 16 x file size)`` in all. A tensor is expanded only after its geometry is
+checked: it must fit its storage, a view larger than its storage (stride 0, as from
+``expand``) and all tensors together may produce at most ``4 x`` the storage bytes read
+plus 64 MiB, and everything stays under ``max_bytes`` (:data:`MAX_BYTES`, 4 GiB).
+Not read: TorchScript archives, quantized, sparse and float8 tensors, the pre-1.0 tar
+format, numpy objects inside checkpoints.
 """
 
 from __future__ import annotations
 
 import collections
 import io
+import math
 import os
 import pickle
+import pickletools
 import re
 import zipfile
 from collections.abc import Mapping
@@ -58,7 +72,13 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["extract_state_dict", "read_pth", "load_pth"]
+__all__ = ["MAX_BYTES", "extract_state_dict", "read_pth", "load_pth"]
+
+MAX_BYTES = 4 * 2**30
+"""The most bytes one load may allocate for storages and arrays (``max_bytes=``)."""
+_SLACK = 64 * 2**20  # bytes any file may inflate or expand to, whatever its size
+_INFLATE_RATIO = 16  # compressed records: at most this many times the file size, inflated
+_EXPAND_RATIO = 4  # arrays: at most this many times the storage bytes read (+ _SLACK)
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
@@ -82,8 +102,38 @@ class _Rejected(pickle.UnpicklingError):
     pass
 
 
-class _DType(str):
+class _Frozen:
+    """Refuses pickle's BUILD: the allow-listed globals are shared by every load."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        raise _Rejected("refusing to set state on an allowed global (a BUILD onto "
+                        f"{self!r:.40}): a checkpoint may only build its own objects")
+
+
+class _Global(_Frozen):
+    """An allow-listed function, callable but closed to changes."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        object.__setattr__(self, "fn", fn)
+
+    def __setattr__(self, name, value):
+        raise _Rejected(f"refusing to set {name} on an allowed global")
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self):
+        return f"<allowed global {self.fn.__name__}>"
+
+
+class _DType(_Frozen, str):
     """A torch dtype, named as in ``_DTYPES`` (from a storage class or a dtype global)."""
+
+    __slots__ = ()
 
     def numpy(self, order: str = "=") -> np.dtype:
         code = _DTYPES[self]
@@ -128,20 +178,22 @@ def _rebuild_parameter(data, requires_grad=False, hooks=None, state=None):
     return data
 
 
+_TENSOR_REBUILDS = {f.__name__: _Global(f)
+                    for f in (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3)}
+
+
 def _rebuild_from_type(func, new_type, args, state=None):
-    if func not in (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3):
+    if not any(func is g for g in _TENSOR_REBUILDS.values()):
         raise _Rejected("_rebuild_from_type_v2 must wrap a tensor rebuild function")
     return func(*args)
 
 
 _GLOBALS = {("collections", "OrderedDict"): collections.OrderedDict, ("torch", "Size"): tuple,
-            ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-            ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-            ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
-            ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-            ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-            ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
-            ("torch._tensor", "_rebuild_from_type"): _rebuild_from_type,
+            **{("torch._utils", n): g for n, g in _TENSOR_REBUILDS.items()},
+            ("torch._utils", "_rebuild_parameter"): _Global(_rebuild_parameter),
+            ("torch._utils", "_rebuild_parameter_with_state"): _Global(_rebuild_parameter),
+            ("torch._tensor", "_rebuild_from_type_v2"): _Global(_rebuild_from_type),
+            ("torch._tensor", "_rebuild_from_type"): _Global(_rebuild_from_type),
             ("torch", "Tensor"): "torch.Tensor",  # new_type of _rebuild_from_type_v2
             ("torch.nn.parameter", "Parameter"): "torch.nn.Parameter"}
 _GLOBALS.update({("builtins", f.__name__): f for f in (dict, list, tuple, set, frozenset)})
@@ -186,7 +238,32 @@ def _text(value):
     return value.decode("ascii") if isinstance(value, bytes) else value
 
 
+_MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _scan(f, path, what):
+    """Walk one pickle's opcodes without building anything: every counted argument must lie
+    within the stream (pickletools reads it) and memo indices and frames within bounds, so
+    the unpickler never allocates from a size the file only declares. Rewinds ``f``."""
+    start = f.tell()
+    size = f.seek(0, io.SEEK_END)
+    f.seek(start)
+    n = 0
+    try:
+        for op, arg, pos in pickletools.genops(f):
+            n += 1
+            if op.name in _MEMO_OPS and not 0 <= arg <= n:
+                raise ValueError(f"memo index {arg} at byte {pos} is out of range")
+            if op.name == "FRAME" and arg > size - f.tell():
+                raise ValueError(f"frame of {arg} bytes at byte {pos} exceeds the stream")
+    except ValueError as e:
+        raise ValueError(f"{path}: corrupt {what} pickle ({e})") from None
+    finally:
+        f.seek(start)
+
+
 def _unpickle(f, path, what):
+    _scan(f, path, what)
     up = _Unpickler(f, path)
     try:
         return up, up.load()
@@ -199,16 +276,57 @@ def _unpickle(f, path, what):
         raise ValueError(f"{path}: corrupt {what} pickle ({type(e).__name__}: {e})") from None
 
 
-def _read_member(zf, name, path):
+class _Budget:
+    """What one load may still allocate (see the module docstring's Bounds)."""
+
+    def __init__(self, file_size, max_bytes):
+        self.file_size, self.max_bytes = file_size, max_bytes
+        self.inflate = max(_SLACK, _INFLATE_RATIO * file_size)
+        self.read = 0  # storage bytes read from the file
+        self.total = 0  # bytes allocated in all (storages and arrays)
+        self.arrays = 0
+
+    def charge(self, nbytes, what, path):
+        if self.total + nbytes > self.max_bytes:
+            raise ValueError(f"{path}: {what} needs {nbytes} bytes, over max_bytes "
+                             f"({self.max_bytes}) with the {self.total} already read")
+        self.total += nbytes
+
+    def charge_array(self, nbytes, what, path):
+        limit = _EXPAND_RATIO * self.read + _SLACK
+        if self.arrays + nbytes > limit:
+            raise ValueError(f"{path}: {what} expands to {nbytes} bytes; the file's tensors "
+                             f"may produce at most {limit} bytes from the {self.read} bytes "
+                             "of storage it holds (a stride-0 or overlapping view?)")
+        self.charge(nbytes, what, path)
+        self.arrays += nbytes
+
+
+def _read_member(zf, name, path, budget):
+    """The bytes of record ``name``, within the file (stored) or the inflation budget."""
     try:
-        return zf.read(name)
+        info = zf.getinfo(name)
     except KeyError:
         raise ValueError(f"{path}: zip archive has no record '{name}'") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.file_size > budget.file_size:
+            raise ValueError(f"{path}: record '{name}' declares {info.file_size} bytes, more "
+                             f"than the whole file ({budget.file_size})")
+    else:
+        if info.file_size > budget.inflate:
+            raise ValueError(f"{path}: compressed record '{name}' declares {info.file_size} "
+                             f"bytes; at most {budget.inflate} more may be inflated from "
+                             "this file (torch.save writes records uncompressed)")
+        budget.inflate -= info.file_size
+    budget.charge(info.file_size, f"record '{name}'", path)
+    try:
+        with zf.open(info) as fh:
+            return fh.read(info.file_size)
+    except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError, RuntimeError) as e:
         raise ValueError(f"{path}: cannot read record '{name}': {e}") from None
 
 
-def _read_zip(f, path):
+def _read_zip(f, path, budget):
     try:
         zf = zipfile.ZipFile(f)
     except zipfile.BadZipFile as e:
@@ -224,14 +342,16 @@ def _read_zip(f, path):
             raise ValueError(f"{path}: TorchScript archive (torch.jit.save) is not supported")
         order = "<"
         if prefix + "byteorder" in names:
-            mark = _read_member(zf, prefix + "byteorder", path).decode("ascii", "replace")
+            mark = _read_member(zf, prefix + "byteorder", path, budget).decode("ascii",
+                                                                                "replace")
             if mark not in ("little", "big"):
                 raise ValueError(f"{path}: unknown byteorder {mark!r}")
             order = "<" if mark == "little" else ">"
-        up, obj = _unpickle(io.BytesIO(_read_member(zf, pkl, path)), path, pkl)
+        up, obj = _unpickle(io.BytesIO(_read_member(zf, pkl, path, budget)), path, pkl)
         for key, st in up.storages.items():
             name = f"{prefix}data/{key}"
-            raw = _read_member(zf, name, path)
+            raw = _read_member(zf, name, path, budget)
+            budget.read += len(raw)
             if len(raw) < st.nbytes:
                 raise ValueError(f"{path}: storage '{name}' is truncated: expected {st.nbytes} "
                                  f"bytes, found {len(raw)}")
@@ -239,7 +359,7 @@ def _read_zip(f, path):
     return obj, order
 
 
-def _read_legacy(f, path):
+def _read_legacy(f, path, budget):
     try:
         magic = _unpickle(f, path, "magic number")[1]
     except _Rejected:
@@ -266,7 +386,13 @@ def _read_legacy(f, path):
         head = f.read(8)
         count = int.from_bytes(head, "little", signed=True) if len(head) == 8 else -1
         nbytes = count * st.dtype.numpy().itemsize
-        raw = f.read(nbytes) if count >= 0 else head
+        left = budget.file_size - f.tell()
+        if count >= 0 and nbytes <= left:
+            budget.charge(nbytes, f"storage '{key}'", path)
+            raw = f.read(nbytes)
+            budget.read += len(raw)
+        else:
+            raw = head if count < 0 else b"x" * max(left, 0)  # the error below
         if count < 0 or len(raw) < nbytes:
             raise ValueError(f"{path}: storage '{key}' is truncated: expected "
                              f"{max(nbytes, 8)} bytes, found {len(raw)}")
@@ -274,19 +400,22 @@ def _read_legacy(f, path):
     return obj, "<"
 
 
-def _to_array(t: _Tensor, path, order):
+def _to_array(t: _Tensor, path, order, budget):
     st, dt = t.storage, t.dtype.numpy(order)
     raw = st.data()
     if raw is None:
         raise ValueError(f"{path}: no data for storage '{st.key}'")
     size, stride, offset = tuple(map(int, t.size)), tuple(map(int, t.stride)), int(t.offset)
-    if len(size) != len(stride) or min((*size, *stride, offset)) < 0:
+    if len(size) != len(stride) or len(size) > 32 or min((*size, *stride, offset)) < 0:
         raise ValueError(f"{path}: bad tensor geometry size={size} stride={stride}")
     n = raw.size // dt.itemsize
     need = 0 if 0 in size else offset + 1 + sum((s - 1) * k for s, k in zip(size, stride))
     if need > n:
         raise ValueError(f"{path}: tensor needs {need} elements of storage '{st.key}', "
                          f"which holds {n}")
+    numel = math.prod(size)  # checked before anything is expanded
+    out_bytes = numel * dt.itemsize * (2 if t.dtype == "bfloat16" else 1)
+    budget.charge_array(out_bytes, f"tensor {size} of storage '{st.key}'", path)
     if need == 0:
         a = np.zeros(size, dt)
     else:
@@ -302,34 +431,39 @@ def _to_array(t: _Tensor, path, order):
     return a
 
 
-def _materialize(obj, path, order, memo):
+def _materialize(obj, path, order, memo, budget):
     if id(obj) in memo:
         return memo[id(obj)]
     if isinstance(obj, _Storage):
         obj = _Tensor(obj, 0, (obj.nbytes // obj.dtype.numpy().itemsize,), (1,), obj.dtype)
     if isinstance(obj, _Tensor):
-        out = memo[id(obj)] = _to_array(obj, path, order)
+        out = memo[id(obj)] = _to_array(obj, path, order, budget)
     elif isinstance(obj, Mapping):
         out = memo[id(obj)] = {}
-        out.update((k, _materialize(v, path, order, memo)) for k, v in obj.items())
+        out.update((k, _materialize(v, path, order, memo, budget)) for k, v in obj.items())
     elif isinstance(obj, list):
         out = memo[id(obj)] = []
-        out.extend(_materialize(v, path, order, memo) for v in obj)
+        out.extend(_materialize(v, path, order, memo, budget) for v in obj)
     elif isinstance(obj, tuple):
-        out = tuple(_materialize(v, path, order, memo) for v in obj)
+        out = tuple(_materialize(v, path, order, memo, budget) for v in obj)
     else:
         out = obj
     return out
 
 
-def read_pth(path) -> object:
-    """Load the whole object saved by ``torch.save``, with every tensor as a NumPy array."""
+def read_pth(path, max_bytes: int = MAX_BYTES) -> object:
+    """Load the whole object saved by ``torch.save``, with every tensor as a NumPy array;
+    at most ``max_bytes`` are allocated (see the module docstring's Bounds)."""
     path = os.fspath(path)
     with open(path, "rb") as f:  # FileNotFoundError names the path
+        budget = _Budget(os.fstat(f.fileno()).st_size, max_bytes)
         is_zip = f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
         f.seek(0)
-        obj, order = _read_zip(f, path) if is_zip else _read_legacy(f, path)
-    return _materialize(obj, path, order, {})
+        obj, order = _read_zip(f, path, budget) if is_zip else _read_legacy(f, path, budget)
+    try:
+        return _materialize(obj, path, order, {}, budget)
+    except RecursionError:
+        raise ValueError(f"{path}: objects nested too deeply") from None
 
 
 def _is_state_dict(obj) -> bool:
@@ -373,9 +507,10 @@ def extract_state_dict(obj, key=None) -> dict:
     return dict(found)
 
 
-def load_pth(path, key=None, strip_prefix: str | None = "module.") -> dict:
+def load_pth(path, key=None, strip_prefix: str | None = "module.",
+             max_bytes: int = MAX_BYTES) -> dict:
     """Load the state dict of a ``.pth`` checkpoint as ``{name: np.ndarray}`` (see module doc)."""
-    obj = read_pth(path)
+    obj = read_pth(path, max_bytes)
     try:
         sd = extract_state_dict(obj, key)
     except KeyError as e:
