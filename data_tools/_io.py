@@ -62,8 +62,44 @@ def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_parts(target: str | os.PathLike) -> list[str]:
+    """Delete the ``.<name>.<pid>.<hex>.part`` files next to ``target`` whose writing
+    process is gone (a killed download or conversion); returns the names removed."""
+    target = Path(target)
+    prefix = f".{target.name}."
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(".part")):
+            continue
+        pid = name[len(prefix):-len(".part")].split(".")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(name)
+    return removed
+
+
 def _new_temp_file(target: Path) -> Path:
-    """Create an empty, uniquely named file next to ``target`` (mode from the umask)."""
+    """Create an empty, uniquely named file next to ``target`` (mode from the umask), after
+    removing what killed writers of the same target left there."""
+    remove_stale_parts(target)
     for _ in range(100):
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
         try:

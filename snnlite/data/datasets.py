@@ -6,6 +6,7 @@ file with :func:`~snnlite.data.resolve.resolve_dataset` and reads both splits.
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -118,26 +119,63 @@ def load_h5(path: str | os.PathLike, split: str = "train") -> ArrayDataset:
     return ArrayDataset(images, labels, names, mean, std)
 
 
+_MINI_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
 def load_mini(path: str | os.PathLike | None = None) -> tuple[ArrayDataset, ArrayDataset]:
     """(train, test) of ``cifar10-mini.npz`` (1000 / 500 images), converted to NCHW.
 
-    ``path`` defaults to ``$SNNLITE_DATA/cifar10-mini.npz``. The file stores HWC images
-    [N, 32, 32, 3]; the datasets hold them as [N, 3, 32, 32].
+    ``path`` defaults to ``$SNNLITE_DATA/cifar10-mini.npz``. The file stores uint8 HWC
+    images ``x_train``, ``x_test`` [N, H, W, 3], integer labels ``y_train``, ``y_test``
+    [N] and optionally ``label_names``; the datasets hold the images as [N, 3, H, W].
+    Anything else is a ValueError naming the file and what to change.
     """
     if path is None:
         env = os.environ.get("SNNLITE_DATA")
         if not env:
             raise FileNotFoundError("load_mini: no path given and $SNNLITE_DATA is not set")
         path = Path(env) / "cifar10-mini.npz"
-    with np.load(path, allow_pickle=False) as z:
-        names = tuple(str(n) for n in z["label_names"])
-        out = []
-        for split in ("train", "test"):
-            x = z[f"x_{split}"]
-            if x.ndim != 4 or x.shape[-1] != 3:
-                raise ValueError(f"{path}: x_{split} must be HWC [N, H, W, 3], got {x.shape}")
-            images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-            out.append(ArrayDataset(images, z[f"y_{split}"], names, CIFAR10_MEAN, CIFAR10_STD))
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"dataset file not found: {path}")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npz archive ({e})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single .npy array, not an .npz archive with "
+                         f"{', '.join(_MINI_KEYS)}")
+    with z:
+        missing = [k for k in _MINI_KEYS if k not in z.files]
+        if missing:
+            raise ValueError(f"{path}: missing array(s) {', '.join(missing)} (found: "
+                             f"{', '.join(z.files) or 'none'}); expected uint8 images "
+                             "x_train, x_test [N, H, W, 3] and integer labels y_train, y_test")
+        try:
+            names = tuple(str(n) for n in z["label_names"]) if "label_names" in z.files \
+                else None
+            out = []
+            for split in ("train", "test"):
+                x, y = z[f"x_{split}"], z[f"y_{split}"]
+                if x.dtype != np.uint8:
+                    hint = " (floats in [0, 1]: store np.round(x * 255).astype(np.uint8))" \
+                        if x.dtype.kind == "f" else ""
+                    raise ValueError(f"{path}: x_{split} must be uint8 images, got "
+                                     f"{x.dtype}{hint}")
+                if x.ndim != 4 or x.shape[-1] != 3:
+                    raise ValueError(f"{path}: x_{split} must be HWC [N, H, W, 3], got "
+                                     f"{x.shape}")
+                if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
+                    raise ValueError(f"{path}: y_{split} must be {len(x)} integer labels, got "
+                                     f"{y.dtype} {y.shape}")
+                if len(x) == 0:
+                    raise ValueError(f"{path}: x_{split} holds no images")
+                images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+                out.append(ArrayDataset(images, y, names, CIFAR10_MEAN, CIFAR10_STD))
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"{path}: corrupt .npz archive ({e})") from None
+        except (TypeError, ValueError) as e:
+            msg = str(e)
+            raise ValueError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
     return out[0], out[1]
 
 

@@ -41,6 +41,9 @@ class TimeFolded(Module):
         return np.broadcast_to(y, x.shape[:1] + y.shape[1:]) if bc else y
 
     def backward(self, dy):
+        if not hasattr(self, "_bc"):
+            raise RuntimeError(f"{type(self).__name__}.backward: call forward in training "
+                               "mode first")
         if self._bc:
             dy = sum_over_time(dy)
         dy = np.ascontiguousarray(dy)
@@ -322,4 +325,6 @@ class TimeMean(Module):
         return x[0].copy() if is_time_broadcast(x) else x.mean(0)
 
     def backward(self, dy):
+        if not hasattr(self, "_T"):
+            raise RuntimeError("TimeMean.backward: call forward first")
         return np.broadcast_to(dy / self._T, (self._T,) + dy.shape)
