@@ -33,14 +33,16 @@ name, applied before the rules. Non-array entries of the state dict are ignored.
 
 Checks: missing and unexpected names raise ``ValueError`` when ``strict``, summarised on one
 line (how many of each, the first few, the file's original names, the closest naming
-rule and how many names it matches); a shape mismatch always raises, naming both keys.
-Values are cast to the dtype of the array they replace (float64 files load into float32
+rule and how many names it matches); a shape mismatch always raises, naming both keys,
+and so do NaN or infinite values (:class:`~snnlite.io.checkpoint.NonFiniteError`, naming
+the file's tensors). Values are cast to the dtype of the array they replace (float64 files load into float32
 models).
 """
 import re
 
 import numpy as np
 
+from .checkpoint import NonFiniteError, describe_names, non_finite
 from .torch_pth import load_pth
 
 __all__ = ["load_torch_state_dict", "mismatch_summary", "torch_key_candidates"]
@@ -176,6 +178,10 @@ def load_torch_state_dict(model, path, strict=True, key=None, rename=None):
             raise ValueError(f"load_torch_state_dict: {path}: '{name}': expected numbers, "
                              f"got dtype {value.dtype}")
         state[name] = value
+    bad = [inverse[k] for k in non_finite(state)]
+    if bad:
+        raise NonFiniteError(f"load_torch_state_dict: {path}: NaN or infinity in {len(bad)} "
+                             f"tensor(s): {describe_names(bad)}", bad)
     model.load_state_dict(state, strict=False)
     return {"rule": rule, "mapping": {v: k for k, v in mapping.items() if v in own},
             "missing": missing, "unexpected": unexpected}
