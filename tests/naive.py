@@ -156,3 +156,79 @@ def kl(p, q):
     """mean_b sum_k p log(p / q)."""
     return sum(p[b, k] * math.log(p[b, k] / q[b, k]) for b in range(p.shape[0])
                for k in range(p.shape[1])) / p.shape[0]
+
+
+def if_neuron(x, v_th=1.0, v_reset=0.0):
+    """SpikingJelly's IFNode, x (T, M) in its own dtype: h = v + x, fire at h >= v_th, hard
+    reset to v_reset (soft, subtracting v_th, if None). Returns spikes, h."""
+    T, M = x.shape
+    s, h = np.zeros(x.shape, x.dtype), np.zeros(x.shape, x.dtype)
+    th = x.dtype.type(v_th)
+    for j in range(M):
+        v = x.dtype.type(0.0 if v_reset is None else v_reset)
+        for t in range(T):
+            hj = v + x[t, j]
+            sj = hj >= th
+            v = (hj - th if v_reset is None else x.dtype.type(v_reset)) if sj else hj
+            s[t, j], h[t, j] = sj, hj
+    return s, h
+
+
+def cuba_lif(x, tau_syn, tau_mem, w_in=1.0, r=1.0, v_leak=0.0, v_th=1.0, v_reset=0.0):
+    """NIR's CubaLIF by forward Euler in steps (x (T, M)): i = i + (w_in x - i) / tau_syn
+    with w_in in snnlite's units (i - i / tau_syn + w_in x), v from the new i. Returns
+    spikes, h, currents i."""
+    T, M = x.shape
+    s, h, cur = np.zeros((T, M)), np.zeros((T, M)), np.zeros((T, M))
+    for j in range(M):
+        v, i = (0.0 if v_reset is None else v_reset), 0.0
+        for t in range(T):
+            i = i - i / tau_syn + w_in * x[t, j]
+            hj = v - (v - v_leak) / tau_mem + r * i
+            sj = 1.0 if hj >= v_th else 0.0
+            v = (hj - sj * v_th) if v_reset is None else (v_reset if sj else hj)
+            s[t, j], h[t, j], cur[t, j] = sj, hj, i
+    return s, h, cur
+
+
+def cuba_lif_backward(ds, h, tau_syn, tau_mem, w_in=1.0, r=1.0, v_th=1.0, v_reset=0.0,
+                      detach_reset=False, alpha=2.0):
+    """BPTT through :func:`cuba_lif` by the chain rule, one neuron and one step at a time."""
+    T, M = h.shape
+    dx = np.zeros((T, M))
+    for j in range(M):
+        dv, di = 0.0, 0.0  # dL/dv_t and dL/di_t flowing back from step t+1
+        for t in reversed(range(T)):
+            sg = atan_surrogate(h[t, j] - v_th, alpha)
+            spike = 1.0 if h[t, j] >= v_th else 0.0
+            ds_total = ds[t, j]
+            if v_reset is None:
+                dv_dh = 1.0
+                if not detach_reset:
+                    ds_total += dv * (-v_th)
+            else:
+                dv_dh = 1.0 - spike
+                if not detach_reset:
+                    ds_total += dv * (v_reset - h[t, j])
+            dh = ds_total * sg + dv * dv_dh
+            di_t = di + dh * r  # h_t = ... + r i_t
+            dx[t, j] = di_t * w_in
+            dv = dh * (1.0 - 1.0 / tau_mem)
+            di = di_t * (1.0 - 1.0 / tau_syn)
+    return dx
+
+
+def recurrent(x, W, b, step):
+    """s_t = neuron(x_t + (W s_{t-1} + b if t > 0 else 0)) for x (T, B, M), the neuron a
+    per-sample step function ``step(cur (M,), state) -> (s (M,), h (M,), state)`` with
+    ``state=None`` at rest. Returns spikes, h (T, B, M)."""
+    T, B, M = x.shape
+    s, h = np.zeros((T, B, M)), np.zeros((T, B, M))
+    for n in range(B):
+        state = None
+        for t in range(T):
+            cur = x[t, n].astype(np.float64)
+            if t > 0:
+                cur = cur + W @ s[t - 1, n] + (0 if b is None else b)
+            s[t, n], h[t, n], state = step(cur, state)
+    return s, h

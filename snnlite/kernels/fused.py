@@ -59,7 +59,7 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
     bx = x.shape[0] == 1
     has_res = res.size > 0
     r = v_reset if hard_reset else v_reset - v_reset
-    one = tau / tau
+    one = np.ones(1, x.dtype)[0]  # not tau / tau: NaN for an IF (tau = inf)
     itau, pow2 = reciprocal(tau)
     zero = one - one
     inv = 1.0 / (pool * pool)
@@ -123,7 +123,7 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
     """
     T, B, C, HW = h.shape
     bx = x.shape[0] == 1
-    one = tau / tau
+    one = np.ones(1, h.dtype)[0]
     itau, pow2 = reciprocal(tau)
     inv = 1.0 / (pool * pool)
     carry = np.empty(HW, h.dtype)  # per-plane buffers, allocated once per call

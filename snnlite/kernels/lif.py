@@ -20,7 +20,22 @@ surrogate gradients are recomputed from it in reverse time. The surrogate is ATa
 
 :func:`charge`, :func:`fire`, :func:`reset` and, for BPTT, :func:`surrogate` and
 :func:`bptt_step` are the only place this maths is written: every kernel that updates a
-membrane (here, :mod:`.fused`, :mod:`.event`) inlines them into its own loops.
+membrane (here, :mod:`.fused`, :mod:`.event`, :mod:`.cuba`, :mod:`.recurrent`) inlines
+them into its own loops.
+
+IF (integrate-and-fire, SpikingJelly's ``IFNode``) is this LIF with ``tau = inf`` and
+``decay_input`` off: the leak ``(v - v_r) / inf`` is an exact zero, so the charge is
+``h = v + x`` operation for operation (``reciprocal(inf)`` reports no power of two, so the
+leak divides). Constants of 1 are therefore never made as ``tau / tau``.
+
+CubaLIF (current-based LIF, NIR's ``CubaLIF``) puts a synaptic current i in front of the
+membrane, with its own step :func:`cuba_current` and :func:`cuba_charge`, then the same
+fire and reset; :func:`cuba_bptt_step` is its BPTT step::
+
+    # synaptic current
+    i_t = i - i / tau_syn + w_in * x_t
+    # charge
+    h_t = v - (v - v_leak) / tau_mem + r * i_t
 
 Arrays are (T, M) with the neurons flattened; an input with a leading dimension of 1 is the
 same current at every step (direct coding). Each call computes neurons lo..hi-1, in blocks
@@ -84,6 +99,15 @@ def bptt_step(ds, carry, h, tau, itau, pow2, v_th, v_reset, decay_input, hard_re
     """One step of BPTT, backwards: (gradient wrt x_t, gradient wrt v_{t-1}) from ds (wrt
     s_t), carry (wrt v_t) and h = h_t. The charge is linear in v and x: dh/dx = 1 / tau
     (1 with decay_input off) and dh/dv = 1 - 1 / tau."""
+    gh = grad_h(ds, carry, h, v_th, v_reset, hard_reset, detach_reset, half_alpha, scale, one)
+    gt = _div(gh, tau, itau, pow2)
+    return (gt if decay_input else gh), gh - gt
+
+
+@njit_inline
+def grad_h(ds, carry, h, v_th, v_reset, hard_reset, detach_reset, half_alpha, scale, one):
+    """Gradient wrt the pre-spike membrane h_t from ds (wrt s_t) and carry (wrt v_t):
+    through the spike (surrogate) and through the reset."""
     sg = surrogate(h, v_th, half_alpha, scale, one)
     if hard_reset:  # v = h (1 - s) + v_reset s
         rg = one - one if fire(h, v_th) else one
@@ -91,9 +115,35 @@ def bptt_step(ds, carry, h, tau, itau, pow2, v_th, v_reset, decay_input, hard_re
             rg = rg + (v_reset - h) * sg
     else:  # v = h - s v_th
         rg = one if detach_reset else one - v_th * sg
-    gh = ds * sg + carry * rg
-    gt = _div(gh, tau, itau, pow2)
-    return (gt if decay_input else gh), gh - gt
+    return ds * sg + carry * rg
+
+
+@njit_inline
+def cuba_current(i, x, tau_syn, itau_syn, pow2_syn, w_in):
+    """CubaLIF synaptic current after input x: i - i / tau_syn + w_in * x."""
+    return i - _div(i, tau_syn, itau_syn, pow2_syn) + w_in * x
+
+
+@njit_inline
+def cuba_charge(v, i, tau_mem, itau_mem, pow2_mem, v_leak, r):
+    """CubaLIF pre-spike membrane from membrane v and current i:
+    v - (v - v_leak) / tau_mem + r * i."""
+    return v - _div(v - v_leak, tau_mem, itau_mem, pow2_mem) + r * i
+
+
+@njit_inline
+def cuba_bptt_step(ds, carry_v, carry_i, h, tau_syn, itau_syn, pow2_syn, tau_mem, itau_mem,
+                   pow2_mem, w_in, r, v_th, v_reset, hard_reset, detach_reset, half_alpha,
+                   scale, one):
+    """One CubaLIF BPTT step, backwards: (gradient wrt x_t, wrt v_{t-1}, wrt i_{t-1}) from
+    ds (wrt s_t), carry_v (wrt v_t), carry_i (wrt i_t, through i_{t+1}) and h = h_t. Both
+    updates are linear: dh/dv = 1 - 1 / tau_mem, dh/di = r, di/di_prev = 1 - 1 / tau_syn,
+    di/dx = w_in."""
+    gh = grad_h(ds, carry_v, h, v_th, v_reset, hard_reset, detach_reset, half_alpha, scale,
+                one)
+    gi = carry_i + r * gh
+    return w_in * gi, gh - _div(gh, tau_mem, itau_mem, pow2_mem), \
+        gi - _div(gi, tau_syn, itau_syn, pow2_syn)
 
 
 @njit_exact
@@ -103,8 +153,8 @@ def lif_forward(s, h, v, x, tau, v_th, v_reset, decay_input, hard_reset, lo, hi)
     T, M = s.shape
     bx = x.shape[0] == 1
     r = v_reset if hard_reset else v_reset - v_reset  # the charge leaks towards 0 under soft reset
-    one = tau / tau
-    zero = tau - tau
+    one = np.ones(1, s.dtype)[0]  # not tau / tau: NaN for an IF's tau = inf
+    zero = one - one
     itau, pow2 = reciprocal(tau)
     for b0 in range(lo, hi, BLOCK):
         b1 = min(hi, b0 + BLOCK)
@@ -129,7 +179,7 @@ def lif_backward(dx, ds, h, tau, v_th, v_reset, decay_input, hard_reset, detach_
     ``sg_half_alpha = alpha / 2`` and ``sg_scale = pi / 2 * alpha`` (the ATan surrogate).
     """
     T, M = h.shape
-    one = tau / tau
+    one = np.ones(1, h.dtype)[0]
     itau, pow2 = reciprocal(tau)
     buf = np.empty(BLOCK, h.dtype)  # gradient wrt the membrane, flowing back in time
     for b0 in range(lo, hi, BLOCK):

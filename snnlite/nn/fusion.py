@@ -1,4 +1,4 @@
-"""Runs ``BatchNorm2d [+ residual] -> LIF [-> AvgPool2d]`` as one fused pass.
+"""Runs ``BatchNorm2d [+ residual] -> LIF or IF [-> AvgPool2d]`` as one fused pass.
 
 Which nodes of a traced graph fuse is decided here (:func:`fusion_groups`), from the graph
 alone; :mod:`snnlite.nn.plan` runs the groups.
@@ -13,7 +13,9 @@ import numpy as np
 from . import functional as F
 from .layers import AvgPool2d, BatchNorm2d
 from .module import is_time_broadcast
-from .neuron import LIF
+from .neuron import IF, LIF
+
+NEURONS = (LIF, IF)  # the neurons the fused kernel runs (IF: a LIF with tau = inf)
 
 
 class FusedBNLIF:
@@ -73,6 +75,7 @@ def fusion_groups(graph):
     """The fused groups of a traced graph: ``[(names, residual)]`` with ``names`` the nodes
     run as one pass, ``(bn, lif)`` or ``(bn, lif, avgpool)``, or ``(bn, add, lif)`` where
     the LIF reads ``BN(x) + residual``; ``residual`` then names the add's other input.
+    ``lif`` is a :class:`LIF` or an :class:`IF` (CubaLIF runs unfused).
 
     A group forms where the value between its nodes has no other reader: a
     ``BatchNorm2d`` read only by a ``LIF`` (or by an ``add`` read only by a LIF), and an
@@ -83,19 +86,19 @@ def fusion_groups(graph):
     def only(name, kind, cls):
         c = graph.consumers(name)
         return c[0] if len(c) == 1 and c[0].kind == kind and (
-            cls is None or type(c[0].module) is cls) else None
+            cls is None or type(c[0].module) in cls) else None
 
     for bn in graph.of_kind("bn"):
         if type(bn.module) is not BatchNorm2d or bn.name in used:
             continue
-        lif, add, residual = only(bn.name, "lif", LIF), None, None
+        lif, add, residual = only(bn.name, "lif", NEURONS), None, None
         if lif is None:
             add = only(bn.name, "add", None)
-            lif = add and only(add.name, "lif", LIF)
+            lif = add and only(add.name, "lif", NEURONS)
             if lif is None or add.inputs.count(bn.name) != 1:
                 continue
             residual = add.inputs[1] if add.inputs[0] == bn.name else add.inputs[0]
-        pool = only(lif.name, "avgpool", AvgPool2d)
+        pool = only(lif.name, "avgpool", (AvgPool2d,))
         names = (bn.name,) + ((add.name,) if add else ()) + (lif.name,) + \
             ((pool.name,) if pool else ())
         used.update(names)

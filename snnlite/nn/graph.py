@@ -11,8 +11,11 @@ its ``output_shape`` gives. Node kinds::
 
     input     the network input (one node, named "input")
     conv      Conv2d               linear   Linear
-    bn        BatchNorm2d/1d       lif      LIF neurons
+    bn        BatchNorm2d/1d       lif      spiking neurons: LIF, IF, CubaLIF
+                                            (``module.dynamics`` says which)
+    recurrent Recurrent: a neuron layer fed back its own spikes (the cell is the module)
     avgpool   AvgPool2d            sumpool  SumPool2d        maxpool  MaxPool2d
+    scale     Scale (elementwise)  threshold Threshold (a stateless spike)
     flatten   Flatten              mean     TimeMean (the mean over time, the readout)
     add       the elementwise sum of two inputs (a residual join), no module
     module    any other leaf module: runs, but has no shape rule
@@ -26,8 +29,8 @@ consumer its per-kind rule; nothing else.
 """
 from dataclasses import dataclass
 
-KINDS = ("input", "conv", "linear", "bn", "lif", "avgpool", "sumpool", "maxpool", "flatten",
-         "mean", "add", "module")
+KINDS = ("input", "conv", "linear", "bn", "lif", "recurrent", "avgpool", "sumpool", "maxpool",
+         "scale", "threshold", "flatten", "mean", "add", "module")
 INPUT = "input"
 
 
