@@ -97,11 +97,12 @@ def test_summary_schema_and_csv(run):
            for k, r in run.items()}
     s = json.loads(json.dumps(res))["ttfs"]
     assert set(s) == {"encoding", "mode", "T", "samples", "accuracy", "input_events", "layers",
-                      "total"}
+                      "total", "energy_unpriced"}
     assert (s["mode"], s["T"], s["samples"]) == ("events", 2, 3)
     layer_keys = {"name", "desc", "kind", "neurons", "in_events", "out_spikes", "firing_rate",
                   "synops", "macs", "acs", "bias_adds", "neuron_updates", "energy_pj",
-                  "energy_pj_by_op", "synops_per_step", "out_spikes_per_step"}
+                  "compute_pj", "memory_pj", "energy_pj_by_op", "synops_per_step",
+                  "out_spikes_per_step"}
     assert all(set(lay) == layer_keys for lay in s["layers"])
     assert set(s["total"]) == layer_keys - {"name", "desc", "kind"}
     c = run["ttfs"].counts
@@ -146,9 +147,11 @@ def test_cli_audit_json_checked(checkpoint, capsys):
     assert code == 0, err
     doc = json.loads(out)
     assert (doc["format"], doc["version"], doc["model"], doc["T"], doc["samples"]) == \
-        ("snnlite-audit", 1, "cifarnet_small", 2, 5)
+        ("snnlite-audit", 2, "cifarnet_small", 2, 5)
     assert doc["checked"] is True and "ESTIMATES" in doc["note"]
-    assert doc["target"]["name"] == "cmos45_fp32" and doc["target"]["mac_pj"] == 4.6
+    assert doc["target"]["name"] == "cmos45_fp32"
+    assert doc["target"]["compute"]["mac_pj"]["value"] == 4.6
+    assert doc["fit"]["fits"] is True and doc["fit"]["target"] == "cmos45_fp32"
     res = doc["results"]
     assert set(res) == {"direct", "ttfs"}
     assert [lay["name"] for lay in res["ttfs"]["layers"]] == ["0", "3", "7", "11", "16"]
@@ -156,6 +159,15 @@ def test_cli_audit_json_checked(checkpoint, capsys):
     assert d0["macs"] == 2 * 3 * 32 * 94 * 94 and d0["acs"] == 0  # every step, border-exact
     assert t0["macs"] == 0 and t0["in_events"] == res["ttfs"]["input_events"]
     assert 0 <= res["ttfs"]["accuracy"] <= 1
+    for enc in res:  # compute and memory apart, adding up to the total
+        t = res[enc]["total"]
+        assert t["memory_pj"] > 0 and math.isclose(t["energy_pj"], t["compute_pj"] + t["memory_pj"])
+        nb = res[enc]["neurobench"]
+        assert nb["parameter_count"] > 0 and 0 <= nb["activation_sparsity"] <= 1
+        assert nb["classification_accuracy"] == res[enc]["accuracy"]
+    nb = res["ttfs"]["neurobench"]["synaptic_operations"]
+    assert res["direct"]["neurobench"]["synaptic_operations"]["Effective_MACs"] > 0
+    assert nb["Dense"] >= nb["Effective_ACs"] + nb["Effective_MACs"]
 
 
 def test_cli_audit_table_csv_and_custom_target(checkpoint, capsys, tmp_path):
@@ -175,14 +187,43 @@ def test_cli_audit_table_csv_and_custom_target(checkpoint, capsys, tmp_path):
     d0 = next(r for r in rows if r["encoding"] == "direct" and r["layer"] == "0")
     want = float(d0["macs"]) * 0.5 + (float(d0["acs"]) + float(d0["bias_adds"])) * 0.05
     assert math.isclose(float(d0["energy_pj"]), want, rel_tol=1e-12)
+    assert d0["memory_pj"] == "" and math.isclose(float(d0["compute_pj"]), want)
 
 
 def test_cli_audit_reports_bad_arguments(checkpoint, capsys, tmp_path):
     ck, mini = checkpoint
     code, _, err = _audit(capsys, ck, "--data", mini, "--target", "cmos7_fp64")
-    assert code == 2 and "target" in err
+    assert code == 2 and "target" in err and "loihi" in err
     bad = _write(tmp_path, dict(GOOD, ac_pj=-1), "bad.json")
     code, _, err = _audit(capsys, ck, "--data", mini, "--target", bad)
     assert code == 2 and "bad.json" in err and "ac_pj" in err
     code, _, err = _audit(capsys, tmp_path / "none.h5", "--data", mini)
     assert code == 2 and "none.h5" in err
+
+
+def test_cli_audit_require_fit_and_neurobench_format(checkpoint, capsys):
+    ck, mini = checkpoint
+    code, out, err = _audit(capsys, ck, "--data", mini, "--samples", 2, "--encoding", "ttfs",
+                            "--target", "speck", "--require-fit")
+    assert code == 4 and "does not fit speck" in err
+    assert "weights are floating point" in out and "fit on speck" in out
+    code, out, err = _audit(capsys, ck, "--data", mini, "--samples", 2, "--encoding", "ttfs",
+                            "--target", "loihi", "--format", "neurobench")
+    assert code == 0, err
+    nb = json.loads(out)["ttfs"]
+    assert set(nb) >= {"footprint", "parameter_count", "connection_sparsity",
+                       "activation_sparsity", "synaptic_operations", "membrane_updates",
+                       "classification_accuracy"}
+    assert set(nb["synaptic_operations"]) == {"Effective_MACs", "Effective_ACs", "Dense"}
+
+
+def test_cli_targets_lists_sources(capsys):
+    assert cli.main(["targets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("cmos45_fp32", "lemaire2022", "loihi", "speck", "xylo"):
+        assert name in out
+    assert cli.main(["targets", "loihi", "speck"]) == 0
+    out = capsys.readouterr().out
+    assert "Davies" in out and "[second-hand]" in out and "sinabs" in out
+    assert "DYNAPCNN_WEIGHT_PRECISION_BITS = 8" in out
+    assert cli.main(["targets", "nope"]) == 2

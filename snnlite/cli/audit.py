@@ -1,53 +1,67 @@
-"""``snnlite audit CKPT``: exact spike / synop / MAC counts and energy estimates of a trained
-checkpoint on the first ``--samples`` test images, per encoding, side by side.
+"""``snnlite audit CKPT``: exact spike / synop / MAC counts, energy estimates (compute and
+memory) on a target, NeuroBench's metrics and the target fit check of a trained checkpoint
+on the first ``--samples`` test images, per encoding, side by side.
 
     snnlite audit runs/x/best.h5 --encoding direct ttfs --samples 64 --target cmos45_fp32
     snnlite audit runs/x/best.h5 --format json > audit.json      # for programs
-    snnlite audit runs/x/best.h5 --target my_asic.json --check   # custom table; verify counts
+    snnlite audit runs/x/best.h5 --target loihi --require-fit    # exit 4 unless it fits
+    snnlite audit runs/x/best.h5 --format neurobench             # NeuroBench's metrics
+    snnlite audit runs/x/best.h5 --target my_chip.json --check   # own profile; verify counts
 
-``--format json`` prints one object::
+``--format json`` prints one object (``SCHEMA`` below; README "Auditing")::
 
-    {"format": "snnlite-audit", "version": 1, "checkpoint": str, "model": str,
-     "dataset": str, "T": int, "samples": int, "checked": bool,
-     "target": {"name", "mac_pj", "ac_pj", "bias_add_pj", "neuron_update_pj", "source"},
-     "note": str, "results": {encoding: RESULT}}
+    {"format": "snnlite-audit", "version": 2, "checkpoint": str, "model": str,
+     "dataset": str, "T": int, "samples": int, "checked": bool, "note": str,
+     "target": the profile (snnlite.event.targets, with every figure's source),
+     "fit": the fit report (snnlite.event.targets_fit.fit),
+     "results": {encoding: RESULT + {"neurobench": NEUROBENCH}}}
 
-with RESULT as documented in :mod:`snnlite.event.report` (per-sample means, per layer and
-total). ``--format csv`` prints ``report.CSV_COLUMNS``, one row per (encoding, layer) and a
-``total`` row per encoding. ``--check`` also runs the dense forward (float64) and exits
-with status 3 unless every count agrees exactly. The counting itself is
-:func:`snnlite.event.audit.audit`.
+RESULT is documented in :mod:`snnlite.event.report`, NEUROBENCH in
+:mod:`snnlite.event.neurobench`. ``--format csv`` prints ``report.CSV_COLUMNS``, one row per
+(encoding, layer) and a ``total`` row per encoding; ``--format neurobench`` prints
+{encoding: NEUROBENCH}. ``--check`` also runs the dense forward (float64) and exits with
+status 3 unless every count agrees exactly; ``--require-fit`` exits with status 4 when the
+model breaks a constraint of the target. Integer formats (weight and state bits) are read
+from the checkpoint's config ``quant`` entry when it records one.
 """
 import json
 import sys
 
 import numpy as np
 
-from ..event.audit import ENCODINGS, audit
-from ..event.energy import get_table
-from ..event.report import ESTIMATE_NOTE, format_table, to_csv
-from ..io.checkpoint import load_model
+from ..event.audit import ENCODINGS, audit_model
+from ..event.report import ESTIMATE_NOTE, SCHEMA_VERSION, format_table, to_csv
+from ..event.targets import get_target, names
+from ..event.targets_fit import format_fit, formats_from_config
+from ..io.checkpoint import load_model, read_config
 from .common import load_data
+
+SCHEMA = __doc__[__doc__.index("    {\"format\""):__doc__.index("RESULT is documented")]
 
 
 def add_parser(subparsers):
     a = subparsers.add_parser(
-        "audit", help="exact spike/synop/MAC counts and energy estimates of a checkpoint",
+        "audit", help="exact spike/synop/MAC counts, energy estimates and target fit of a "
+                      "checkpoint",
         description="Exact spike, synop and MAC counts of a checkpoint on the first N test "
-                    "images, per encoding side by side, with energy ESTIMATES from a per-op "
-                    "table. Conventions: the snnlite.event module docstring.")
-    a.add_argument("checkpoint")
+                    "images, per encoding side by side, with energy ESTIMATES (compute and "
+                    "memory) on a target profile, NeuroBench's metrics and a check of the "
+                    "target's constraints. Conventions: the snnlite.event module docstring.")
+    a.add_argument("checkpoint", help="checkpoint file (.h5)")
     a.add_argument("--encoding", nargs="+", default=["direct", "ttfs"], choices=ENCODINGS,
-                   help="input encodings to audit, side by side (default: direct ttfs)")
-    a.add_argument("--samples", type=int, default=16, help="first N test images (default 16)")
+                   help="input encodings to audit, side by side")
+    a.add_argument("--samples", type=int, default=16, help="first N test images")
     a.add_argument("--T", type=int, default=None, help="time steps (default: the checkpoint's)")
     a.add_argument("--target", default="cmos45_fp32",
-                   help="energy table: cmos45_fp32 (default), cmos45_fp16, cmos45_int8, or a "
-                        "JSON file (see snnlite.event.energy)")
+                   help=f"target profile: one of {', '.join(names())} (default cmos45_fp32; "
+                        "`snnlite targets` lists them with sources), or a JSON file")
     a.add_argument("--data", default=None,
                    help="dataset file or folder (default: $SNNLITE_DATA, then the cache)")
-    a.add_argument("--batch-size", type=int, default=16)
-    a.add_argument("--format", default="table", choices=["table", "json", "csv"])
+    a.add_argument("--batch-size", type=int, default=16, help="images per engine call")
+    a.add_argument("--format", default="table", choices=["table", "json", "csv", "neurobench"],
+                   help="output format (neurobench: NeuroBench's metrics per encoding)")
+    a.add_argument("--require-fit", action="store_true",
+                   help="exit with status 4 if the model breaks a constraint of the target")
     a.add_argument("--check", action="store_true",
                    help="verify every count against the dense path (slower)")
     a.set_defaults(func=run)
@@ -57,27 +71,33 @@ def add_parser(subparsers):
 def run(args):
     if args.samples < 1 or args.batch_size < 1:
         raise ValueError("--samples and --batch-size must be positive")
-    table = get_table(args.target)
+    target = get_target(args.target)
     model, cfg = load_model(args.checkpoint)
+    formats = formats_from_config(read_config(args.checkpoint))
     T = args.T or cfg.T
     if T < 1:
         raise ValueError(f"--T: expected a positive integer, got {T}")
     _, test = load_data(cfg.dataset, args.data)
     n = min(args.samples, len(test))
     images = test.images[:n].astype(np.float32) / np.float32(255)
-    results, problems = audit(model, images, test.labels[:n], test.mean, test.std,
-                              args.encoding, T, table, args.batch_size, args.check)
+    out = audit_model(model, images, test.labels[:n], test.mean, test.std, args.encoding, T,
+                      target, args.batch_size, args.check, formats)
+    results, problems, report = out["results"], out["problems"], out["fit"]
     if args.format == "json":
-        print(json.dumps({"format": "snnlite-audit", "version": 1,
+        print(json.dumps({"format": "snnlite-audit", "version": SCHEMA_VERSION,
                           "checkpoint": str(args.checkpoint), "model": cfg.model,
                           "dataset": cfg.dataset, "T": T, "samples": n,
-                          "checked": bool(args.check), "target": table.as_dict(),
-                          "note": ESTIMATE_NOTE, "results": results}, indent=2))
+                          "checked": bool(args.check), "note": ESTIMATE_NOTE,
+                          "target": target.as_dict(), "fit": report, "results": results},
+                         indent=2))
     elif args.format == "csv":
         sys.stdout.write(to_csv(results))
+    elif args.format == "neurobench":
+        print(json.dumps({enc: r["neurobench"] for enc, r in results.items()}, indent=2))
     else:
-        print(format_table(results, table, f"snnlite audit: {args.checkpoint} ({cfg.model}, "
-                                           f"{cfg.dataset} test[:{n}], T={T})"))
+        print(format_table(results, target, f"snnlite audit: {args.checkpoint} ({cfg.model}, "
+                                            f"{cfg.dataset} test[:{n}], T={T})"))
+        print(format_fit(report))
         if args.check:
             print("check: " + ("every count matches the dense path" if not any(
                 problems.values()) else "MISMATCHES (see stderr)"))
@@ -88,4 +108,8 @@ def run(args):
                 print(f"snnlite audit: {enc}: event and dense counts differ: {m}",
                       file=sys.stderr)
         return 3
+    if args.require_fit and not report["fits"]:
+        print(f"snnlite audit: the model does not fit {target.name}: "
+              f"{len(report['violations'])} violations", file=sys.stderr)
+        return 4
     return 0
