@@ -1,13 +1,13 @@
-"""Command line: ``snnlite train | eval | bench | data | transfer | audit | import-torch |
-export`` (also ``python -m snnlite``). One module per command, each with
+"""Command line: ``snnlite train | eval | bench | data | transfer | audit | targets |
+import-torch | export`` (also ``python -m snnlite``). One module per command, each with
 ``add_parser(subparsers)`` and ``run(args)``; shared helpers in :mod:`.common`."""
 import argparse
 import sys
 
 from .._memory import tune_malloc
-from . import audit, bench, data, eval, export, import_torch, train, transfer
+from . import audit, bench, data, eval, export, import_torch, targets, train, transfer
 
-COMMANDS = (train, eval, bench, data, transfer, audit, import_torch, export)
+COMMANDS = (train, eval, bench, data, transfer, audit, targets, import_torch, export)
 """The command modules, in the order ``snnlite --help`` lists them."""
 
 
