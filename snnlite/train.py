@@ -40,6 +40,10 @@ __all__ = ["DivergenceError", "TrainConfig", "Trainer", "evaluate", "load_model"
            "model_input", "subset"]
 
 
+ETA_STEPS = 5
+"""Steps timed (after the first of a sitting) before the total time is estimated."""
+
+
 def subset(ds, limit):
     """The first ``limit`` samples of ``ds`` (all of them for None)."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer))
@@ -51,15 +55,17 @@ def subset(ds, limit):
                               ds.std)
 
 
-def evaluate(model, ds, T, enc="direct", batch_size=200, progress=False, on_batch=None):
+def evaluate(model, ds, T, enc="direct", batch_size=200, progress=False, on_batch=None,
+             desc=None):
     """Test loss and accuracy of ``model`` on dataset ``ds`` (eval mode, no augmentation).
     Also returns the logits [N, K]. ``on_batch(logits)``, if given, is called after each
-    batch's forward (e.g. to read the layers' spike counts)."""
+    batch's forward (e.g. to read the layers' spike counts). ``desc`` labels the progress
+    bar (default ``eval <enc>``)."""
     was_training = model.training
     model.eval()
     logits, total = [], 0.0
     n = len(ds)
-    bar = _bar(range(0, n, batch_size), progress, "eval", leave=False)
+    bar = _bar(range(0, n, batch_size), progress, desc or f"eval {enc}", leave=False)
     try:
         for i in bar:
             x = ds.images[i:i + batch_size].astype(np.float32) / np.float32(255)
@@ -117,6 +123,9 @@ class Trainer:
                           history=[], best_acc=-1.0, wall=0.0, changes=[],
                           data={"train": len(self.train_set), "test": len(self.test_set)})
         self.changes = []  # (setting, old, new) overridden by this resume
+        self.on_eta = None  # on_eta(estimate()) once the first steps are timed (CLI: prints)
+        self.eta_steps = ETA_STEPS
+        self._timed = [-1, 0.0]  # steps timed in this sitting (the first is not), their seconds
         self._last_good = None  # (epoch, step) of the last finite last.h5
         self._runs = 0
         self._stop = False
@@ -330,6 +339,7 @@ class Trainer:
                 st["seen"] += len(y)
                 now = time.monotonic()
                 st["wall"] += now - t0
+                self._time_step(now - t0)
                 if self.progress:
                     bar.set_postfix(loss=f"{st['loss_sum'] / st['seen']:.3f}",
                                     acc=f"{st['correct'] / st['seen']:.3f}",
@@ -352,6 +362,49 @@ class Trainer:
             self._end_epoch()
             last_save = time.monotonic()
         return st["history"][-1] if st["history"] else {}
+
+    def summary(self):
+        """What this run will do, for the first screen: model, parameters, data sizes,
+        time steps, batch, epochs, steps (total and done), run folder."""
+        cfg, st = self.cfg, self.state
+        return {"model": cfg.model, "parameters": sum(p.data.size for p in
+                                                      self.model.parameters()),
+                "dataset": cfg.dataset, "train_images": len(self.train_set),
+                "test_images": len(self.test_set),
+                "image_shape": tuple(self.train_set.images.shape[1:]),
+                "encoding": cfg.encoding, "T": cfg.T, "batch_size": cfg.batch_size,
+                "epochs": cfg.epochs, "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps, "lr": cfg.lr,
+                "warmup_epochs": cfg.warmup_epochs, "step": st["step"],
+                "epoch": st["epoch"], "out": str(self.out)}
+
+    def _time_step(self, seconds):
+        """Time the steps after the first of this sitting (which compiles the kernels on a
+        fresh machine); after ``eta_steps`` of them, call ``on_eta(estimate())`` once."""
+        timed = self._timed
+        timed[0] += 1
+        if timed[0] < 1:
+            return
+        timed[1] += seconds
+        if timed[0] == self.eta_steps and self.on_eta is not None:
+            self.on_eta(self.estimate())
+
+    def estimate(self):
+        """Estimated time left, from the steps timed so far in this sitting: dict(
+        step_s: seconds per step, steps: steps left, train_s: their time, eval_s: the test
+        evaluations left (one per epoch; an image's forward taken as a quarter of its
+        training step, as measured on trained models), total_s: time left, timed: steps
+        measured, elapsed_s: time in steps so far), or None before any step is timed."""
+        n, seconds = self._timed
+        if n < 1:
+            return None
+        step_s = seconds / n
+        steps = self.total_steps - self.state["step"]
+        epochs = self.cfg.epochs - self.state["epoch"]
+        eval_s = epochs * len(self.test_set) / self.cfg.batch_size * step_s / 4
+        return {"step_s": step_s, "steps": steps, "train_s": steps * step_s, "eval_s": eval_s,
+                "total_s": steps * step_s + eval_s, "timed": n,
+                "elapsed_s": self.state["wall"]}
 
     def _end_epoch(self):
         st = self.state

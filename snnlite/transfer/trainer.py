@@ -37,6 +37,12 @@ class Transfer(Trainer):
     def config_dict(self):
         return dict(super().config_dict(), teacher_sha256=self.teacher_sha256)
 
+    def summary(self):
+        """:meth:`Trainer.summary` with the teacher and the method."""
+        cfg = self.cfg
+        return dict(super().summary(), teacher=str(cfg.teacher), teacher_T=cfg.teacher_T,
+                    method=cfg.method, alpha=cfg.alpha, temperature=cfg.temperature)
+
     # ------------------------------------------------------------------ steps
     def teacher_logits(self, x):
         """Teacher logits [B, K] of raw images x: eval mode, direct coding, no cache."""
@@ -66,7 +72,8 @@ class Transfer(Trainer):
         if self._teacher_eval is None:
             cfg = self.cfg
             self._teacher_eval = evaluate(self.teacher, self.test_set, cfg.teacher_T,
-                                          "direct", cfg.eval_batch_size, self.progress)
+                                          "direct", cfg.eval_batch_size, self.progress,
+                                          desc="eval teacher (direct)")
         return self._teacher_eval
 
     def evaluate_test(self):
@@ -80,7 +87,7 @@ class Transfer(Trainer):
                 spikes[n.name] += n.module.spike_count
 
         ev = evaluate(self.model, self.test_set, cfg.T, cfg.encoding, cfg.eval_batch_size,
-                      self.progress, on_batch=count)
+                      self.progress, on_batch=count, desc=f"eval student ({cfg.encoding})")
         neurons = self.graph().neurons()
         steps = cfg.T * len(self.test_set)
         ev["firing_rates"] = {k: spikes[k] / (neurons[k] * steps) for k in spikes}
