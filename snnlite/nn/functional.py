@@ -12,10 +12,12 @@ import numpy as np
 from .. import _blas, _pool
 from ..kernels import batchnorm as kbn
 from ..kernels import conv as kconv
+from ..kernels import cuba as kcuba
 from ..kernels import fused as kfused
 from ..kernels import lif as klif
 from ..kernels import linear as klin
 from ..kernels import pool as kpool
+from ..kernels import recurrent as krec
 from ..kernels import winograd as kwino
 
 FLOATS = (np.float32, np.float64)
@@ -282,6 +284,101 @@ def lif_backward(ds, h, tau=2.0, v_threshold=1.0, v_reset=0.0, decay_input=True,
                      dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input),
                      hard, bool(detach_reset), dt(alpha / 2), dt(math.pi / 2 * alpha))
     return dx
+
+
+def _state(name, a, M, dtype, default):
+    if a is None:
+        return np.full(M, default, dtype)
+    check_float(name, a, 1, dtype)
+    if a.shape != (M,):
+        raise ValueError(f"{name}: expected shape {(M,)}, got {a.shape}")
+    return a.copy()
+
+
+def cuba_forward(x, tau_syn, tau_mem, w_in=1.0, r=1.0, v_leak=0.0, v_threshold=1.0,
+                 v_reset=0.0, v0=None, i0=None, T=None):
+    """Run CubaLIF (see :mod:`snnlite.kernels.lif`) over x (T, M) (or (1, M) with ``T``
+    steps of the same input). Returns (spikes (T, M), h (T, M), v (M,), i (M,)): the final
+    membrane and synaptic current. ``v0``/``i0`` default to rest (v_reset, or 0 under soft
+    reset; current 0)."""
+    check_float("x", x, 2)
+    steps = x.shape[0] if T is None else T
+    if x.shape[0] not in (1, steps):
+        raise ValueError(f"x: expected {steps} or 1 time steps, got shape {x.shape}")
+    dt = x.dtype.type
+    hard = v_reset is not None
+    vr = dt(v_reset if hard else 0.0)
+    M = x.shape[1]
+    v, i = _state("v0", v0, M, x.dtype, vr), _state("i0", i0, M, x.dtype, 0.0)
+    s = np.empty((steps, M), x.dtype)
+    h = np.empty((steps, M), x.dtype)
+    _pool.chunks(kcuba.cuba_forward, M, s, h, v, i, np.ascontiguousarray(x), dt(tau_syn),
+                 dt(tau_mem), dt(w_in), dt(r), dt(v_leak), dt(v_threshold), vr, hard)
+    return s, h, v, i
+
+
+def cuba_backward(ds, h, tau_syn, tau_mem, w_in=1.0, r=1.0, v_threshold=1.0, v_reset=0.0,
+                  detach_reset=False, alpha=2.0):
+    """Gradient wrt the input of :func:`cuba_forward` given ds (T, M)."""
+    dt = h.dtype.type
+    hard = v_reset is not None
+    dx = np.empty_like(h)
+    _pool.chunks(kcuba.cuba_backward, h.shape[1], dx, np.ascontiguousarray(ds, h.dtype), h,
+                 dt(tau_syn), dt(tau_mem), dt(w_in), dt(r), dt(v_threshold),
+                 dt(v_reset if hard else 0.0), hard, bool(detach_reset), dt(alpha / 2),
+                 dt(math.pi / 2 * alpha))
+    return dx
+
+
+def _neuron_args(n, dt):
+    """(cuba, tau, v_th, v_reset, decay_input, hard, tau_syn, w_in, r, v_leak) of neuron
+    module ``n`` (LIF, IF or CubaLIF) in dtype ``dt``, for the recurrent kernels."""
+    hard = n.v_reset is not None
+    vr = dt(n.v_reset if hard else 0.0)
+    if n.dynamics == "cuba_lif":
+        return (True, dt(n.tau_mem), dt(n.v_threshold), vr, False, hard, dt(n.tau_syn),
+                dt(n.w_in), dt(n.r), dt(n.v_leak))
+    one = dt(1.0)
+    return (False, dt(n.tau), dt(n.v_threshold), vr, bool(n.decay_input), hard, one, one,
+            one, dt(0.0))
+
+
+def recurrent_forward(x, weight, bias, neuron, T=None):
+    """Spikes and pre-spike membranes (T, B, M) of ``neuron`` (a LIF, IF or CubaLIF module)
+    fed x (T or 1, B, M) plus its own previous spikes through ``weight`` (M, M) and
+    ``bias`` (M,) or None (see :mod:`snnlite.kernels.recurrent`)."""
+    check_float("x", x, 3)
+    check_float("weight", weight, 2, x.dtype)
+    steps = x.shape[0] if T is None else T
+    B, M = x.shape[1:]
+    if weight.shape != (M, M):
+        raise ValueError(f"weight: expected shape {(M, M)} for {M} neurons, got "
+                         f"{weight.shape}")
+    dt = x.dtype.type
+    s = np.empty((steps, B, M), x.dtype)
+    h = np.empty((steps, B, M), x.dtype)
+    b = np.zeros(M, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
+    _pool.chunks(krec.recurrent_forward, B, s, h, np.ascontiguousarray(x),
+                 np.ascontiguousarray(weight.T), b, bias is not None,
+                 *_neuron_args(neuron, dt))
+    return s, h
+
+
+def recurrent_backward(ds, h, s, weight, neuron, has_bias):
+    """(dx (T, B, M), dweight, dbias or None) of :func:`recurrent_forward` given ds (wrt
+    the spikes s), h and s from the forward."""
+    dt = h.dtype.type
+    cuba, tau, v_th, vr, decay_input, hard, tau_syn, w_in, r, _ = _neuron_args(neuron, dt)
+    dcur = np.empty_like(h)
+    _pool.chunks(krec.recurrent_backward, h.shape[1], dcur, np.ascontiguousarray(ds, h.dtype),
+                 h, np.ascontiguousarray(weight), cuba, tau, v_th, vr, decay_input, hard,
+                 bool(neuron.detach_reset), tau_syn, w_in, r,
+                 dt(neuron.surrogate_alpha / 2), dt(math.pi / 2 * neuron.surrogate_alpha))
+    M = h.shape[2]
+    later, before = dcur[1:].reshape(-1, M), s[:-1].reshape(-1, M)  # cur_t reads s_{t-1}
+    dw = later.T @ before
+    db = later.sum(0) if has_bias else None
+    return dcur, dw, db
 
 
 # ---------------------------------------------------------------------------- pooling
