@@ -86,7 +86,9 @@ class SGD:
 
 def _finite(a):
     # a float64 sum is finite iff every element is, unless it overflows: then look closer
-    return math.isfinite(a.sum(dtype=np.float64)) or bool(np.isfinite(a).all())
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = a.sum(dtype=np.float64)
+    return math.isfinite(total) or bool(np.isfinite(a).all())
 
 
 def cosine_warmup(step, total_steps, lr, warmup_steps=0, warmup_start=None, floor=0.0):

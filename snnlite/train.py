@@ -29,7 +29,8 @@ from . import data as sdata
 from . import losses, models, optim
 from ._memory import tune_malloc
 from .encoding import model_input
-from .io.checkpoint import atomic_write, load_checkpoint, load_model, save_checkpoint
+from .io.checkpoint import (atomic_write, load_checkpoint, load_model, read_header,
+                            save_checkpoint)
 from .io.config import TrainConfig
 from .io.run_folder import RunFolder
 from .losses import DivergenceError
@@ -148,6 +149,8 @@ class Trainer:
         """Restore, start afresh or refuse, from what the locked folder holds."""
         last, present = self.out / "last.h5", self.folder.present()
         if resume and last.exists():
+            saved, state = read_header(last)  # settings first: they explain any mismatch
+            self._differences(saved, override, str(last), state.get("step", 0))
             shapes = {k: v.shape for k, v in self.model.state_dict().items()}
             params = {k: p.data.shape for k, p in self.model.named_parameters()}
             self._restore(load_checkpoint(last, shapes, params), override)

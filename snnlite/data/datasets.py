@@ -139,7 +139,7 @@ def load_mini(path: str | os.PathLike | None = None) -> tuple[ArrayDataset, Arra
         raise FileNotFoundError(f"dataset file not found: {path}")
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"{path}: not a readable .npz archive ({e})") from None
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise ValueError(f"{path}: a single .npy array, not an .npz archive with "

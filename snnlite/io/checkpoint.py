@@ -65,8 +65,10 @@ def non_finite(arrays):
 
 def _all_finite(v):
     # a float64 sum is finite iff every element is, unless it overflows: then look closer
-    return math.isfinite(v.sum(dtype=np.complex128 if v.dtype.kind == "c" else np.float64)
-                         .real) or bool(np.isfinite(v).all())
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = v.sum(dtype=np.complex128 if v.dtype.kind == "c" else np.float64)
+    return (math.isfinite(total.real) and math.isfinite(total.imag)) or \
+        bool(np.isfinite(v).all())
 
 
 def describe_names(names, limit=8):
@@ -77,7 +79,7 @@ def describe_names(names, limit=8):
 
 
 # ---------------------------------------------------------------------- atomic writes
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)\.)?[\w-]{6,16}\.tmp$")
+_TEMP = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[\w-]{6,16}\.tmp$")
 
 
 def _temp_path(path):
@@ -234,10 +236,15 @@ def _json_attr(f, key, path):
     return value
 
 
+def read_header(path):
+    """(config, state) dicts of a checkpoint, without reading any array."""
+    with _opened(path) as (f, _):
+        return _json_attr(f, "config", path), _json_attr(f, "state", path)
+
+
 def read_config(path):
     """The ``config`` dict of a checkpoint, without reading any array."""
-    with _opened(path) as (f, _):
-        return _json_attr(f, "config", path)
+    return read_header(path)[0]
 
 
 def _datasets(f, group, path):

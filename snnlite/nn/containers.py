@@ -43,7 +43,9 @@ class Container(Module):
                              f"(input [T, B, ...]), got shape {x.shape}")
         if self.check_input:
             xs = x[:1] if is_time_broadcast(x) else x  # direct coding: one image, T views
-            if not (math.isfinite(xs.sum(dtype=np.float64)) or np.isfinite(xs).all()):
+            with np.errstate(over="ignore", invalid="ignore"):
+                total = xs.sum(dtype=np.float64)
+            if not (math.isfinite(total) or np.isfinite(xs).all()):
                 raise ValueError(f"{name}: input x holds NaN or infinity (at "
                                  f"{np.argwhere(~np.isfinite(x))[0].tolist()})")
         self._plan = Plan(trace(self, x.shape[2:]), self.fuse)
