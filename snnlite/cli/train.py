@@ -4,7 +4,8 @@ from pathlib import Path
 from ..io.config import TrainConfig
 from ..models import MODELS
 from ..train import Trainer
-from .common import ENCODINGS, add_data_args, load_data, print_table
+from .common import (ENCODINGS, add_data_args, apply_overrides, load_data, print_table,
+                     report_changes)
 
 
 def add_parser(subparsers):
@@ -25,6 +26,10 @@ def add_parser(subparsers):
     t.add_argument("--test-limit", type=int, default=None)
     t.add_argument("--out", default=None, help="run folder (default runs/<model>-...)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--override", action="append", default=None, metavar="NAME=VALUE",
+                   help="with --resume: change one of the run's settings from where it "
+                        "stopped (e.g. lr=0.01 after a divergence), recorded in the run; "
+                        "repeatable")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--log-every", type=int, default=0,
                    help="with --no-progress: print a status line every N steps")
@@ -40,10 +45,12 @@ def run(args):
                       num_classes=100 if args.dataset == "cifar100" else 10,
                       checkpoint_every=args.checkpoint_every, train_limit=args.train_limit,
                       test_limit=args.test_limit)
+    cfg, override = apply_overrides(cfg, args.override)
     out = Path(args.out or f"runs/{cfg.model}-{cfg.dataset}-T{cfg.T}-s{cfg.seed}")
     train, test = load_data(args.dataset, args.data)
     trainer = Trainer(cfg, out, train, test, resume=args.resume, progress=not args.no_progress,
-                      log_every=args.log_every)
+                      log_every=args.log_every, override=override)
+    report_changes(trainer)
     if trainer.state["epoch"] >= cfg.epochs:
         print(f"{out}: already trained for {cfg.epochs} epochs")
     else:

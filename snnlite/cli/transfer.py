@@ -2,9 +2,9 @@
 the trainer is :class:`snnlite.transfer.Transfer`."""
 from pathlib import Path
 
-from ..io.checkpoint import load_checkpoint
+from ..io.checkpoint import read_config
 from ..transfer import METHODS, Transfer, TransferConfig
-from .common import DATA_HELP, load_data, print_table
+from .common import DATA_HELP, apply_overrides, load_data, print_table, report_changes
 
 TABLE = ["epoch", "train_loss", "test_acc", "teacher_acc", "gap", "kl", "kl_temp",
          "firing_rate", "wall_s"]
@@ -37,13 +37,17 @@ def add_parser(subparsers):
     p.add_argument("--out", default=None,
                    help="run folder (default runs/transfer-<method>-<encoding>-T<T>-s<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--override", action="append", default=None, metavar="NAME=VALUE",
+                   help="with --resume: change one of the run's settings from where it "
+                        "stopped (e.g. lr=0.01 after a divergence), recorded in the run; "
+                        "repeatable")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
     return p
 
 
 def run(args):
-    dataset = load_checkpoint(args.teacher)["config"].get("dataset", "cifar10")
+    dataset = read_config(args.teacher).get("dataset", "cifar10")
     cfg = TransferConfig(teacher=args.teacher, method=args.method, encoding=args.encoding,
                          T=args.T, teacher_T=args.teacher_T, epochs=args.epochs,
                          alpha=args.alpha, temperature=args.temperature, lr=args.lr,
@@ -51,9 +55,12 @@ def run(args):
                          warmup_epochs=args.warmup_epochs, seed=args.seed,
                          augment=not args.no_augment, checkpoint_every=args.checkpoint_every,
                          train_limit=args.train_limit, test_limit=args.test_limit)
+    cfg, override = apply_overrides(cfg, args.override)
     out = Path(args.out or f"runs/transfer-{cfg.method}-{cfg.encoding}-T{cfg.T}-s{cfg.seed}")
     train, test = load_data(dataset, args.data)
-    tr = Transfer(cfg, out, train, test, resume=args.resume, progress=not args.no_progress)
+    tr = Transfer(cfg, out, train, test, resume=args.resume, progress=not args.no_progress,
+                  override=override)
+    report_changes(tr)
     res = tr.fit()
     hist = tr.state["history"]
     print_table(TABLE, hist if len(hist) <= 12 else hist[:1] + hist[-10:])
