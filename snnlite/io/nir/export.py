@@ -10,6 +10,11 @@ from ...nn.fold import fold_bn
 from ...nn.graph import INPUT, trace
 from ..checkpoint import atomic_write
 from .h5 import READOUT_MEAN, write_nir_h5
+from .neurons import to_nir
+
+DEFAULT_DT = 1e-4
+"""The time step exports assume unless told: the default of SpikingJelly's and snnTorch's
+NIR importers (Norse's ``from_nir`` needs ``dt=1e-4`` passed; see the README)."""
 
 
 class _Exporter:
@@ -24,6 +29,7 @@ class _Exporter:
         self.graph, self.dt, self.dtype = graph, float(dt), dtype
         self.nodes, self.edges, self.lifs, self.readout = OrderedDict(), [], [], False
         self.alias = {INPUT: ["input"]}
+        self.folded = {}  # conv/affine node -> the batch norm folded into it
 
     def add(self, n, node):
         name = n.name.replace(".", "_")
@@ -56,7 +62,14 @@ class _Exporter:
         elif n.kind == "bn":
             self.fold(n, where)
         elif n.kind == "lif":
-            self.add(n, self.lif(m, n.out_shape))
+            self.lifs.append(m)
+            self.add(n, to_nir(m, n.out_shape, self.dt))
+        elif n.kind == "recurrent":
+            self.recurrent(n, m)
+        elif n.kind == "scale":
+            self.add(n, {"type": "Scale", "scale": self.arr(m.scale.data)})
+        elif n.kind == "threshold":
+            self.add(n, {"type": "Threshold", "threshold": self.arr(m.threshold)})
         elif n.kind in ("avgpool", "sumpool"):
             k = int(m.kernel_size)
             typ = "SumPool2d" if n.kind == "sumpool" else "AvgPool2d"
@@ -77,7 +90,8 @@ class _Exporter:
         else:
             why = "NIR has no max pooling" if n.kind == "maxpool" else (
                 "no NIR equivalent (supported: Conv2d, Linear, BatchNorm after them, LIF, "
-                "AvgPool2d, SumPool2d, Flatten, TimeMean, residual sums)")
+                "IF, CubaLIF, Recurrent, Scale, Threshold, AvgPool2d, SumPool2d, Flatten, "
+                "TimeMean, residual sums)")
             raise ValueError(f"export_nir: {where}: {why}")
 
     def fold(self, n, where):
@@ -89,23 +103,22 @@ class _Exporter:
                              "Conv2d or Linear to be folded (NIR has no batch norm)")
         w, b = fold_bn(node["weight"], node["bias"], n.module)
         node["weight"], node["bias"] = self.arr(w), self.arr(b)
-        node.setdefault("metadata", {})["folded_batch_norm"] = n.name
-        self.alias[n.name] = self.alias[src.name]
+        self.folded[self.alias[src.name][0]] = n.name  # graph metadata: nir 1.0.4 refuses
+        self.alias[n.name] = self.alias[src.name]     # metadata on a Conv2d node
 
-    def lif(self, m, shape):
-        soft = m.v_reset is None
-        v_reset = 0.0 if soft else float(m.v_reset)
-
-        def full(v):
-            return np.full(shape, v, np.float64)
-
-        self.lifs.append(m)
-        meta = {"reset_mode": "soft" if soft else "hard", "decay_input": bool(m.decay_input),
-                "detach_reset": bool(m.detach_reset),
-                "surrogate_alpha": float(m.surrogate_alpha)}
-        return {"type": "LIF", "tau": full(m.tau * self.dt),
-                "r": full(1.0 if m.decay_input else m.tau), "v_leak": full(v_reset),
-                "v_threshold": full(m.v_threshold), "v_reset": full(v_reset), "metadata": meta}
+    def recurrent(self, n, m):
+        """The cell as a cycle: the neuron node (named after the layer), its feedback
+        ``<name>_recurrent`` (Affine or Linear) from the neuron back into it."""
+        self.lifs.append(m.neuron)
+        self.add(n, to_nir(m.neuron, n.out_shape, self.dt))
+        name, lin = self.alias[n.name][0], m.recurrent
+        fb = f"{name}_recurrent"
+        if fb in self.nodes:
+            raise ValueError(f"export_nir: two nodes named {fb!r}")
+        self.nodes[fb] = {"type": "Linear", "weight": self.arr(lin.weight.data)} \
+            if lin.bias is None else {"type": "Affine", "weight": self.arr(lin.weight.data),
+                                      "bias": self.arr(lin.bias.data)}
+        self.edges.extend([(name, fb), (fb, name)])
 
 
 def _summary(values):
@@ -113,7 +126,7 @@ def _summary(values):
     return values.pop() if len(values) == 1 else "mixed"
 
 
-def model_to_nir(model, dt=1.0, input_shape=(3, 32, 32)):
+def model_to_nir(model, dt=DEFAULT_DT, input_shape=(3, 32, 32)):
     """The NIR graph of ``model`` as ``dict(nodes, edges, metadata)`` (plain dicts and
     arrays, what :func:`export_nir` writes)."""
     if not dt > 0:
@@ -134,18 +147,23 @@ def model_to_nir(model, dt=1.0, input_shape=(3, 32, 32)):
     ex.edges.extend((s, "output") for s in ex.alias[out.name])
     lifs = ex.lifs
     resets = _summary("soft" if m.v_reset is None else "hard" for m in lifs) if lifs else "none"
+    decays = [bool(m.decay_input) for m in lifs if m.dynamics == "lif"]
     meta = {"snnlite_version": __version__, "dt": float(dt), "threshold": ">=",
-            "reset_mode": resets,
-            "decay_input": _summary(bool(m.decay_input) for m in lifs) if lifs else True,
+            "reset_mode": resets, "decay_input": _summary(decays) if decays else True,
+            "neurons": _summary(m.dynamics for m in lifs) if lifs else "none",
             "readout": READOUT_MEAN if ex.readout else "none",
-            "discretisation": "forward_euler", "initial_membrane": "v_reset"}
+            "discretisation": "forward_euler", "initial_membrane": "v_reset",
+            "recurrence": "previous_step"}
+    if ex.folded:
+        meta["folded_batch_norm"] = dict(ex.folded)
     return {"nodes": ex.nodes, "edges": ex.edges, "metadata": meta}
 
 
-def export_nir(model, path, dt=1.0, input_shape=(3, 32, 32)):
+def export_nir(model, path, dt=DEFAULT_DT, input_shape=(3, 32, 32)):
     """Write ``model`` to ``path`` as a NIR graph (HDF5), atomically: on any error no file
     is left behind. ``input_shape`` is one sample without time and batch, ``dt`` the
-    time step the LIF time constants are scaled by (see :mod:`snnlite.io.nir`)."""
+    time step the neurons' time constants are scaled by (default :data:`DEFAULT_DT`, what
+    SpikingJelly's and snnTorch's importers assume; see :mod:`snnlite.io.nir`)."""
     graph = model_to_nir(model, dt, input_shape)
 
     def write(tmp):
