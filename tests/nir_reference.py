@@ -11,9 +11,8 @@ threshold instead)::
     IF       v += dt * r * x
     CubaLIF  i += dt / tau_syn * (w_in * x - i);  v += dt / tau_mem * ((v_leak - v) + r * i)
 """
-import numpy as np
-
 import naive
+import numpy as np
 
 
 def _order(graph):

@@ -3,11 +3,11 @@ the chain rule and finite differences (below threshold, where the surrogate grad
 true one), golden trajectories, fusion of BN -> IF and tracing of recurrent layers."""
 import math
 
+import naive
 import numpy as np
 import pytest
-
-import naive
 from gradcheck import directional_check
+
 from snnlite.nn import (
     IF,
     LIF,

@@ -15,8 +15,8 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
-
 from nir_reference import simulate
+
 from snnlite.io import nir as snir
 from snnlite.io.nir import export_nir, import_nir, read_nir
 from snnlite.nn import (
