@@ -50,7 +50,8 @@ def audit(ckpt, data_path, samples=64, target="cmos45_fp32", batch_size=16, chec
                 assert res.counts.mismatches(ref) == [], res.counts.mismatches(ref)
             parts.append(res.counts)
             logits.append(res.logits)
-        results[enc] = summarize(Counts.concat(parts), target, enc, np.concatenate(logits), y)
+        results[enc] = summarize(Counts.concat(parts), target, enc, np.concatenate(logits), y,
+                                 net=net)          # compute and memory energy
     print(format_table(results, target, f"{ckpt}: direct vs TTFS, T={cfg.T}"))
     d, t = results["direct"]["total"], results["ttfs"]["total"]
     print(f"TTFS / direct: synops {t['synops'] / d['synops']:.3f}, "

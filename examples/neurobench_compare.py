@@ -24,7 +24,7 @@ import numpy as np
 
 from snnlite import encoding, nn
 from snnlite.encoding import model_input
-from snnlite.event.neurobench import neurobench_metrics
+from snnlite.event.neurobench import neurobench_metrics, static_metrics
 from snnlite.nn.graph import trace
 
 TWIN = Path(__file__).with_name("neurobench_twin.py")
@@ -160,7 +160,7 @@ def main(argv=None):
         job = Path(tmp) / "job.npz"
         export_job(model, batches, labels, job)       # the weights as stored
         theirs, why = run_twin(job, a.python)
-    static = neurobench_metrics(model, batches[:1])   # footprint of the model as stored
+    static = static_metrics(model)                    # footprint of the model as stored
     model.astype(np.float64).eval()                   # then both sides compute in float64
     ours = neurobench_metrics(model, batches, labels)
     ours.update({k: static[k] for k in ("footprint", "parameter_count", "connection_sparsity")})

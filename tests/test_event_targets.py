@@ -145,7 +145,7 @@ def test_memory_priced_by_size():
     net = compile_model(_tiny_fc(), (4, 1, 1), dtype=np.float64)
     x = np.zeros((2, 1, 4, 1, 1))
     x[0, 0, :2] = 1
-    e, info = energy_with_memory(net.run(x).counts, t, net)
+    e, info = energy_with_memory(net.run(x).counts, t, net)  # t: a Target
     assert info["memories"]["1"]["weight_bytes"] == 12 * 4  # 12 fp32 weights
     assert e["1"]["weight_read"][0] == 6 * 10.0
     assert info["unpriced"] == ["neuron", "event_route"]  # Horowitz gives neither

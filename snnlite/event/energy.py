@@ -186,8 +186,9 @@ def energy_with_memory(counts, target, net, formats=None):
     ({layer name | "total": {part: [B] or None, "compute", "memory", "total"}},
     {"unpriced": [part names with nonzero counts and no price],
      "prices": {layer: {part: pJ or None}}, "memories": layer_memories(...)})."""
-    from .targets import get_target
-    target = get_target(target)
+    if not hasattr(target, "price"):
+        raise TypeError(f"target: expected a Target (snnlite.event.targets.get_target), got "
+                        f"{type(target).__name__}")
     mems = layer_memories(net, formats, target.value("memory", "word_bits"))
     B = counts.shape[0]
     out, prices, unpriced = {}, {}, set()

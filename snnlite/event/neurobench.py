@@ -69,6 +69,7 @@ class WorkloadCounter:
     def add(self, x, labels=None):
         """One NeuroBench batch: x [T, B, C, H, W] (the encoded input, as the model sees it)."""
         T, B = x.shape[:2]
+        x = np.asarray(x, self.model.dtype)
         names = {n.inputs[0] for n in self.conns if n.inputs[0] != self.graph.input.name}
         names |= {n.name for n in self.neurons} | {n.inputs[0] for n in self.neurons}
         logits, rec = dense_forward(self.model, x, sorted(names))
