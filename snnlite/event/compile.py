@@ -17,8 +17,9 @@ from ..nn.fold import fold_bn
 from ..nn.graph import trace
 from .graph import EventNet, Population, Projection
 
-SUPPORTED = ("Conv2d, Linear, BatchNorm1d, BatchNorm2d (after them), LIF, AvgPool2d and "
-             "MaxPool2d (on spikes), Flatten, TimeMean, residual sums, in any container")
+SUPPORTED = ("Conv2d, Linear, BatchNorm1d, BatchNorm2d (after them), LIF, IF, CubaLIF, "
+             "Recurrent, AvgPool2d, SumPool2d and MaxPool2d (on spikes), Flatten, TimeMean, "
+             "residual sums, in any container")
 
 
 @dataclass
@@ -27,6 +28,7 @@ class _Source:
     shape: tuple  # (C, H, W) before pooling
     pool: int = 1
     flat: bool = False
+    gain: float | None = None  # weight factor of the pooling on the way (None: average)
 
 
 @dataclass
@@ -63,7 +65,8 @@ class _Builder:
         if v.flat:
             raise TypeError(f"layer {name!r} (Conv2d) reads a flattened input")
         proj = Projection(name, "conv", v.pop, v.shape, node.out_shape,
-                          m.weight.data.astype(np.float64), m.stride, m.padding, v.pool)
+                          m.weight.data.astype(np.float64), m.stride, m.padding, v.pool,
+                          v.gain)
         return _Current([proj], _bias(m), node.out_shape)
 
     def linear(self, name, m, v, node):
@@ -72,7 +75,7 @@ class _Builder:
         if not v.flat and (H, W, v.pool) != (1, 1, 1):
             raise TypeError(f"layer {name!r} (Linear) reads a {v.shape} map: add a Flatten")
         proj = Projection(name, "linear", v.pop, v.shape, (m.out_features, 1, 1),
-                          m.weight.data.astype(np.float64), pool=v.pool)
+                          m.weight.data.astype(np.float64), pool=v.pool, gain=v.gain)
         return _Current([proj], _bias(m), (m.out_features, 1, 1))
 
     def batchnorm(self, name, m, v, node):
@@ -109,12 +112,24 @@ class _Builder:
 
     # ---------------------------------------------------------------- neurons
     def lif(self, name, m, v, node):
+        what = type(m).__name__
         if not isinstance(v, _Current):
-            raise TypeError(f"layer {name!r} (LIF) must follow a synaptic layer (Conv2d or "
+            raise TypeError(f"layer {name!r} ({what}) must follow a synaptic layer (Conv2d or "
                             "Linear, optionally with BatchNorm)")
-        projections = v.projections
-        pop = Population(projections[0].name, "lif", v.shape, name, projections, v.bias,
-                         m.tau, m.v_threshold, m.v_reset, m.decay_input)
+        self.pops.append(_population(name, m, v))
+        return _Source(len(self.pops) - 1, v.shape)
+
+    def recurrent(self, name, m, v, node):
+        """A Recurrent layer: its neuron's population, plus a projection of its own spikes
+        of the previous step through the feedback weights (their bias from step 1 on)."""
+        if not isinstance(v, _Current) or v.shape[1:] != (1, 1):
+            raise TypeError(f"layer {name!r} (Recurrent) must follow a Linear layer")
+        pop = _population(name, m.neuron, v)
+        lin = m.recurrent
+        pop.projections = pop.projections + [Projection(
+            f"{name}.recurrent", "linear", len(self.pops), v.shape, v.shape,
+            lin.weight.data.astype(np.float64), delay=1)]
+        pop.rec_bias = _bias(lin)
         self.pops.append(pop)
         return _Source(len(self.pops) - 1, v.shape)
 
@@ -134,14 +149,17 @@ class _Builder:
 
     # ---------------------------------------------------------------- spike routing
     def avg_pool(self, name, m, v, node):
-        k = m.kernel_size
+        k, what = m.kernel_size, type(m).__name__
         if not isinstance(v, _Source) or v.flat:
-            raise TypeError(f"layer {name!r} (AvgPool2d) must act on spikes (after a LIF), "
+            raise TypeError(f"layer {name!r} ({what}) must act on spikes (after a LIF), "
                             "where it folds into the next synaptic layer")
         if v.pop < 0:
-            raise TypeError(f"layer {name!r} (AvgPool2d) on the network input is not "
+            raise TypeError(f"layer {name!r} ({what}) on the network input is not "
                             "supported: pool the images before encoding them")
-        return replace(v, pool=v.pool * k)
+        gain = 1.0 / v.pool ** 2 if v.gain is None else v.gain
+        if node.kind == "sumpool":
+            return replace(v, pool=v.pool * k, gain=gain)
+        return replace(v, pool=v.pool * k, gain=None if v.gain is None else gain / k ** 2)
 
     def max_pool(self, name, m, v, node):
         k = m.kernel_size
@@ -160,9 +178,21 @@ class _Builder:
 
 
 _HANDLERS = {"conv": _Builder.conv, "linear": _Builder.linear, "bn": _Builder.batchnorm,
-             "add": _Builder.add, "lif": _Builder.lif, "mean": _Builder.time_mean,
-             "avgpool": _Builder.avg_pool, "maxpool": _Builder.max_pool,
+             "add": _Builder.add, "lif": _Builder.lif, "recurrent": _Builder.recurrent,
+             "mean": _Builder.time_mean, "avgpool": _Builder.avg_pool,
+             "sumpool": _Builder.avg_pool, "maxpool": _Builder.max_pool,
              "flatten": _Builder.flatten}
+
+
+def _population(name, m, v):
+    """The spiking population of neuron module ``m`` (LIF, IF or CubaLIF) fed current v."""
+    pr = v.projections
+    if m.dynamics == "cuba_lif":
+        return Population(pr[0].name, "lif", v.shape, name, pr, v.bias, m.tau_mem,
+                          m.v_threshold, m.v_reset, False, dynamics="cuba_lif",
+                          tau_syn=m.tau_syn, w_in=m.w_in, r=m.r, v_leak=m.v_leak)
+    return Population(pr[0].name, "lif", v.shape, name, pr, v.bias, m.tau, m.v_threshold,
+                      m.v_reset, m.decay_input)
 
 
 def _join(prefix, name):

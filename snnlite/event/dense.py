@@ -83,6 +83,8 @@ def dense_counts(net, model, x, mode="auto"):
             lc.in_events[:] = _nonzero(maps[p.source])
         for q in p.projections:
             src = xin if q.source < 0 else maps[q.source]
+            if q.delay:  # a recurrent projection sees the spikes of the step before
+                src = np.concatenate([np.zeros_like(src[:q.delay]), src[:-q.delay]])
             syn = _fanout(q, src.reshape((T * B,) + src.shape[2:])).reshape(T, B).T
             lc.projection_synops[q.name][:] = syn
             lc.synops += syn
@@ -93,8 +95,8 @@ def dense_counts(net, model, x, mode="auto"):
                 lc.acs += syn
         if p.kind != "readout":
             lc.out_spikes[:] = _nonzero(maps[i])
-        if p.bias is not None:
-            lc.bias_adds[:] = p.size
+        for t in range(T):
+            lc.bias_adds[:, t] = p.size if p.biased(t) else 0
         if p.kind == "lif":
             lc.neuron_updates[:] = p.size
         counts.layers.append(lc)

@@ -6,8 +6,10 @@ Per sample, step t and population, in forward order:
     cur = bias                                   # bias_adds += N   (if there is a bias)
     for each projection:
         spike source  -> scatter its events      # acs = synops += real fan-out of each event
+                         (a recurrent projection: the population's own events of step t-1)
         dense input   -> add the dense currents  # macs = synops += connections of a frame
-    LIF: charge, fire, reset from cur            # neuron_updates += N; out_spikes += fired
+    LIF / IF / CubaLIF: (current,) charge, fire, reset from cur
+                                                 # neuron_updates += N; out_spikes += fired
     readout: accumulate cur (logits = mean over T)
 
 The whole loop is one compiled kernel (:func:`snnlite.kernels.event.run_network`); the input
@@ -145,7 +147,8 @@ def run(net, x, mode="auto", record=False):
     P = _pool.get_num_threads()
     syn = np.zeros((B, T, len(prog.projections)), np.int64)
     acc = np.zeros((B, pops[-1].size), dt)
-    scratch = (np.empty((P, prog.n_max), dt), np.empty((P, prog.n_max), dt),
+    scratch = (np.empty((P, prog.n_max), dt), np.empty((P, prog.n_max), dt),  # cur, mem
+               np.empty((P, prog.n_max), dt),  # CubaLIF synaptic currents
                np.empty((P, prog.n_max + 8), np.uint8), np.zeros((P, prog.n_max), np.uint8),
                np.zeros((P, prog.n_pooled), dt), np.empty((P, prog.n_pooled), np.int32))
     ev = np.empty((B if record else P, T, prog.E), np.int32)
@@ -181,16 +184,25 @@ def _counts(net, mode, ecnt, syn):
                 lc.acs += s
             lc.synops += s
             lc.projection_synops[q.name][:] = s
-            lc.in_events += events[q.source + 1]
+            lc.in_events += delayed(events[q.source + 1], q.delay)
             k += 1
-        if p.bias is not None:
-            lc.bias_adds[:] = p.size
+        for t in range(T):
+            lc.bias_adds[:, t] = p.size if p.biased(t) else 0
         if p.kind == "lif":
             lc.neuron_updates[:] = p.size
         if p.kind != "readout":
             lc.out_spikes[:] = events[i + 1]
         layers.append(lc)
     return Counts(layers, events[0], mode)
+
+
+def delayed(counts, d):
+    """counts [B, T] of a source as a projection with delay d (0 or 1) sees them."""
+    if d == 0:
+        return counts
+    out = np.zeros_like(counts)
+    out[:, d:] = counts[:, :-d]
+    return out
 
 
 def _spikes(ev, cnt, shape):

@@ -19,7 +19,10 @@ class Projection:
     kind: ``conv`` (weight (O, C, k, k)), ``linear`` (weight (O, F), F the flattened pooled
     source) or ``identity`` (no weight, each spike adds 1 to the same neuron).
     source: index of the source population, -1 for the network input.
-    pool: average pooling (kernel = stride = pool) of the source folded into the weights.
+    pool: pooling (kernel = stride = pool) of the source folded into the weights, which are
+    scaled by ``gain``: 1 / pool^2 for average pooling (None), 1 for sum pooling.
+    delay: 1 for a recurrent projection (a population's own spikes of the previous step,
+    nothing at the first step), else 0.
     """
 
     name: str
@@ -31,6 +34,13 @@ class Projection:
     stride: int = 1
     padding: int = 0
     pool: int = 1
+    gain: float | None = None
+    delay: int = 0
+
+    @property
+    def weight_scale(self):
+        """The factor pooling puts on the weights (see ``gain``)."""
+        return 1.0 / self.pool ** 2 if self.gain is None else self.gain
 
     @property
     def kernel(self):
@@ -45,7 +55,9 @@ class Projection:
             s = f"linear {self.weight.shape[1]}->{O}"
         else:
             s = "identity"
-        return s + (f" (avgpool{self.pool} in)" if self.pool > 1 else "")
+        if self.pool > 1:
+            s += f" ({'avg' if self.gain is None else 'sum'}pool{self.pool} in)"
+        return s + (" (recurrent, t-1)" if self.delay else "")
 
     def dense_connections(self):
         """Connections a full input frame uses: (input element, output neuron) pairs whose
@@ -72,9 +84,13 @@ class Population:
     kind: ``lif`` (spiking), ``readout`` (non-spiking accumulator; logits are its mean
     input over time) or ``maxpool`` (a pooled spike is the OR of its window; ``source`` and
     ``pool`` say from where; no synapses, no arithmetic).
+    dynamics: of a ``lif`` population, ``lif`` (LIF or IF: an IF is tau = inf, no input
+    decay) or ``cuba_lif`` (CubaLIF: ``tau`` is tau_mem, with ``tau_syn, w_in, r,
+    v_leak``).
     name: the report row, the dotted name of the main synaptic layer (or of the pooling);
     neuron: dotted name of the module whose output this population reproduces.
-    bias: (C,) float64 added to every neuron of a channel at every step, or None.
+    bias: (C,) float64 added to every neuron of a channel at every step, or None;
+    rec_bias: the bias of a recurrent projection, added from the second step on, or None.
     """
 
     name: str
@@ -89,6 +105,16 @@ class Population:
     decay_input: bool = True
     source: int = -1
     pool: int = 1
+    dynamics: str = "lif"
+    tau_syn: float = 2.0
+    w_in: float = 1.0
+    r: float = 1.0
+    v_leak: float = 0.0
+    rec_bias: np.ndarray | None = None
+
+    def biased(self, t):
+        """Whether the neurons get a bias added at step t (counted as bias_adds)."""
+        return self.bias is not None or (t > 0 and self.rec_bias is not None)
 
     @property
     def size(self):
@@ -98,7 +124,10 @@ class Population:
     def describe(self):
         if self.kind == "maxpool":
             return f"maxpool{self.pool} (spikes)"
-        tail = {"lif": "LIF", "readout": "mean over T"}[self.kind]
+        tail = {"lif": {"lif": "LIF", "cuba_lif": "CubaLIF"}[self.dynamics],
+                "readout": "mean over T"}[self.kind]
+        if self.kind == "lif" and self.tau == float("inf"):
+            tail = "IF"
         return " + ".join(p.describe() for p in self.projections) + f" -> {tail}"
 
 

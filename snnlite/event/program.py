@@ -5,20 +5,26 @@ biases and LIF constants in the compute dtype. Built once per net.
 """
 import numpy as np
 
-from ..kernels.event import LIF, MAXPOOL, READOUT
+from ..kernels.event import CUBA, LIF, MAXPOOL, READOUT
 
 KIND = {"lif": LIF, "readout": READOUT, "maxpool": MAXPOOL}
 
 
+def kind_code(p):
+    """The kernel's code for population p (a CubaLIF population has its own step)."""
+    return CUBA if p.kind == "lif" and p.dynamics == "cuba_lif" else KIND[p.kind]
+
+
 def conv_runs(q):
     """(runs per pooled source position, weights (C, k*k*O)) of a conv projection. The
-    weights are kx-reversed, ``wt[c, (ky * k + k - 1 - kx) * O + o] = w[o, c, ky, kx] /
-    pool^2``, so the taps of one kernel row that reach neighbouring outputs form one run."""
+    weights are kx-reversed, ``wt[c, (ky * k + k - 1 - kx) * O + o] = w[o, c, ky, kx] *
+    q.weight_scale`` (1 / pool^2, or 1 after sum pooling), so the taps of one kernel row
+    that reach neighbouring outputs form one run."""
     O, C, k, _ = q.weight.shape
     _, H, W = q.src_shape
     _, Ho, Wo = q.out_shape
     s, pad, pool = q.stride, q.padding, q.pool
-    wt = q.weight[:, :, :, ::-1].transpose(1, 2, 3, 0).reshape(C, k * k * O) / pool ** 2
+    wt = q.weight[:, :, :, ::-1].transpose(1, 2, 3, 0).reshape(C, k * k * O) * q.weight_scale
     runs = []
     for y in range(H // pool):
         for x in range(W // pool):
@@ -36,11 +42,11 @@ def conv_runs(q):
 def linear_runs(q):
     """(runs per pooled source position, weights (C, Hp*Wp*O)): an event at pooled position
     pp = (y // pool) * Wp + x // pool and channel c adds row ``c * Hp * Wp + pp`` (the
-    PyTorch flatten order) of w.T / pool^2 to all O outputs."""
+    PyTorch flatten order) of w.T * q.weight_scale to all O outputs."""
     C, H, W = q.src_shape
     O, pool = q.out_shape[0], q.pool
     Hp, Wp = H // pool, W // pool
-    wt = q.weight.T.reshape(C, Hp * Wp * O) / pool ** 2
+    wt = q.weight.T.reshape(C, Hp * Wp * O) * q.weight_scale
     return [[(0, pp * O, O)] for pp in range(Hp * Wp)], wt
 
 
@@ -86,7 +92,7 @@ class Program:
         self.E = int(self.pop_off[-1])
         self.pop_off = self.pop_off[:-1].copy()
         self.n_max = max(p.size for p in pops)
-        self.pop_kind = np.array([KIND[p.kind] for p in pops], np.int64)
+        self.pop_kind = np.array([kind_code(p) for p in pops], np.int64)
         self.pop_size = np.array([p.size for p in pops], np.int64)
         self.pop_q = np.cumsum([0] + [len(p.projections) for p in pops]).astype(np.int64)
         self.pop_src = np.array([p.source + 1 for p in pops], np.int64)
@@ -97,15 +103,24 @@ class Program:
         self.v_reset = np.array([0.0 if p.v_reset is None else p.v_reset for p in pops], dt)
         self.decay_input = np.array([p.decay_input for p in pops], np.bool_)
         self.hard_reset = np.array([p.v_reset is not None for p in pops], np.bool_)
-        biases, self.pop_bias, off = [], [], 0
-        for p in pops:
-            if p.bias is None:
-                self.pop_bias.append(-1)
-            else:  # channel-last: the bias of every neuron, once
-                biases.append(np.tile(p.bias, p.size // p.shape[0]))
-                self.pop_bias.append(off)
-                off += p.size
+        self.tau_syn, self.w_in, self.r, self.v_leak = (
+            np.array([getattr(p, k) for p in pops], dt) for k in ("tau_syn", "w_in", "r",
+                                                                  "v_leak"))
+        biases, self.pop_bias, self.pop_bias1, off = [], [], [], 0
+        for p in pops:  # the bias of the first step, then of the later ones (+ recurrent)
+            for t, dst in ((0, self.pop_bias), (1, self.pop_bias1)):
+                b = p.bias if t == 0 or p.rec_bias is None else \
+                    (p.rec_bias if p.bias is None else p.bias + p.rec_bias)
+                if b is None:
+                    dst.append(-1)
+                elif t == 1 and p.rec_bias is None:
+                    dst.append(self.pop_bias[-1])
+                else:  # channel-last: the bias of every neuron, once
+                    biases.append(np.tile(b, p.size // p.shape[0]))
+                    dst.append(off)
+                    off += p.size
         self.pop_bias = np.array(self.pop_bias, np.int64)
+        self.pop_bias1 = np.array(self.pop_bias1, np.int64)
         self.bias = _cat(biases, dt)
 
         self.projections = [q for p in pops for q in p.projections]
@@ -125,6 +140,7 @@ class Program:
             n_pmap, n_ptr, n_run, n_w = (n_pmap + len(pmap), n_ptr + len(ptr),
                                          n_run + len(run), n_w + wt.size)
         self.q_src = np.array([q.source + 1 for q in self.projections], np.int64)
+        self.q_delay = np.array([q.delay for q in self.projections], np.int64)
         self.q_C = np.array([q.src_shape[0] for q in self.projections], np.int64)
         self.q_pool = np.array([q.pool for q in self.projections], np.int64)
         self.q_pmap, self.q_ptr, self.q_w, self.q_wc, self.q_cc = (
@@ -137,9 +153,10 @@ class Program:
                                                   for a in np.concatenate(runs).T)
         self.w = _cat(ws, dt)
 
-    KERNEL_ARGS = ("pop_off", "pop_kind", "pop_size", "pop_q", "pop_bias", "pop_src",
-                   "pop_geom", "tau", "v_th", "v_reset", "decay_input", "hard_reset", "bias",
-                   "q_src", "q_C", "q_pool", "q_pmap", "q_ptr", "q_w", "q_wc", "q_cc", "pmap",
+    KERNEL_ARGS = ("pop_off", "pop_kind", "pop_size", "pop_q", "pop_bias", "pop_bias1",
+                   "pop_src", "pop_geom", "tau", "v_th", "v_reset", "decay_input",
+                   "hard_reset", "tau_syn", "w_in", "r", "v_leak", "bias", "q_src", "q_delay",
+                   "q_C", "q_pool", "q_pmap", "q_ptr", "q_w", "q_wc", "q_cc", "pmap",
                    "run_ptr", "run_cur", "run_w", "run_len", "w")
 
     def kernel_args(self):

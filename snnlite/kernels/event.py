@@ -25,9 +25,9 @@ no two workers write the same memory and results do not depend on the thread cou
 import numpy as np
 
 from .._config import njit_exact
-from .lif import charge, fire, reciprocal, reset
+from .lif import charge, cuba_charge, cuba_current, fire, reciprocal, reset
 
-LIF, READOUT, MAXPOOL = 0, 1, 2
+LIF, READOUT, MAXPOOL, CUBA = 0, 1, 2, 3
 
 
 @njit_exact
@@ -141,6 +141,30 @@ def lif_fire(out, flags, v, cur, tau, v_th, v_reset, decay_input, hard_reset):
 
 
 @njit_exact
+def cuba_fire(out, flags, v, i, cur, tau_syn, tau_mem, w_in, r, v_leak, v_th, v_reset,
+              hard_reset):
+    """One CubaLIF step (:mod:`.lif`'s synaptic current, charge, fire and reset, inlined)
+    of the neurons of v and i (membranes and currents, updated in place) from inputs cur;
+    out[:k] <- the neurons that fired, in index order; returns k. flags: uint8 scratch."""
+    n = v.shape[0]
+    its, p2s = reciprocal(tau_syn)
+    itm, p2m = reciprocal(tau_mem)
+    for j in range(n):
+        c = cuba_current(i[j], cur[j], tau_syn, its, p2s, w_in)
+        i[j] = c
+        h = cuba_charge(v[j], c, tau_mem, itm, p2m, v_leak, r)
+        s = fire(h, v_th)
+        flags[j] = s
+        v[j] = reset(h, s, v_reset, v_th, hard_reset)
+    k = 0
+    for j in range(n):
+        if flags[j]:
+            out[k] = j
+            k += 1
+    return k
+
+
+@njit_exact
 def maxpool_events(out, seen, idx, n, W, C, k):
     """Max pooling (kernel = stride = k) of binary spikes of a (C, H, W) source: a window
     fires if any input in it fires. out[:m] <- the pooled (C, H // k, W // k) neurons that
@@ -163,13 +187,16 @@ def maxpool_events(out, seen, idx, n, W, C, k):
 
 
 @njit_exact
-def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, flags, seen, mult,
-                keys, pop_off, pop_kind, pop_size, pop_q, pop_bias, pop_src, pop_geom, tau,
-                v_th, v_reset, decay_input, hard_reset, bias, q_src, q_C, q_pool, q_pmap,
-                q_ptr, q_w, q_wc, q_cc, pmap, run_ptr, run_cur, run_w, run_len, w, tid, P):
+def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, isyn, flags, seen,
+                mult, keys, pop_off, pop_kind, pop_size, pop_q, pop_bias, pop_bias1, pop_src,
+                pop_geom, tau, v_th, v_reset, decay_input, hard_reset, tau_syn, w_in, r_in,
+                v_leak, bias, q_src, q_delay, q_C, q_pool, q_pmap, q_ptr, q_w, q_wc, q_cc,
+                pmap, run_ptr, run_cur, run_w, run_len, w, tid, P):
     """Run samples tid, tid + P, ... through every population, step by step. A population
-    runs all its steps before the next population starts (the net is feedforward, so its
-    sources' events of every step are known): only its own weights and membranes are in use.
+    runs all its steps before the next population starts (the net is feedforward apart
+    from a population's own recurrent projection, ``q_delay`` = 1, which reads its events
+    of the step before, none at the first step): only its own weights and membranes are
+    in use. CubaLIF populations (``CUBA``) keep their synaptic currents in ``isyn[tid]``.
 
     inp (B, T, N_in), ecnt (B, T, S): the input's events and counts (source 0) filled in;
     the rest of ecnt <- the events of every population; ev: the event store, ev[b] (T, E) for
@@ -182,8 +209,11 @@ def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, flag
 
     Per population i: ``pop_off``; ``pop_kind``; ``pop_size``; its projections
     ``pop_q[i]:pop_q[i + 1]``; ``pop_bias`` offset of its (channel-last, per neuron) bias in
-    ``bias`` or -1; LIF constants; for max pooling the source ``pop_src`` and ``pop_geom`` =
-    (W, C, k) of that source. Per projection q: source ``q_src``; ``q_dense``; source
+    ``bias`` or -1, ``pop_bias1`` the same from the second step on (with a recurrent bias);
+    LIF constants (CubaLIF: ``tau`` is tau_mem, with ``tau_syn, w_in, r_in, v_leak``); for
+    max pooling the source ``pop_src`` and ``pop_geom`` = (W, C, k) of that source. Per
+    projection q: source ``q_src``; ``q_delay`` (1: the source's events of step t - 1);
+    ``q_dense``; source
     channels ``q_C``; ``q_ptr`` offset of its per-position run pointers in ``run_ptr``;
     ``q_w`` offset of its weights in ``w``; channel strides ``q_wc`` (weights) and ``q_cc``
     (currents); ``q_pool`` and ``q_pmap``, the offset of its map from source to pooled
@@ -191,17 +221,18 @@ def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, flag
     """
     B, T = inp.shape[:2]
     n_pop = pop_kind.shape[0]
-    cur, mem, flags, seen, mult, keys = cur[tid], mem[tid], flags[tid], seen[tid], mult[tid], \
-        keys[tid]
+    cur, mem, isyn, flags, seen, mult, keys = cur[tid], mem[tid], isyn[tid], flags[tid], \
+        seen[tid], mult[tid], keys[tid]
     for b in range(tid, B, P):
         e = ev[b] if keep else ev[tid]
         for i in range(n_pop):  # all steps of a population, then the next (feedforward)
             n = pop_size[i]
-            v = mem[:n]
-            if pop_kind[i] == LIF:
+            v, isy = mem[:n], isyn[:n]
+            if pop_kind[i] == LIF or pop_kind[i] == CUBA:
                 rest = v_reset[i] if hard_reset[i] else v_reset[i] - v_reset[i]
                 for j in range(n):
                     v[j] = rest
+                    isy[j] = 0
             for t in range(T):
                 counts = ecnt[b, t]
                 out = e[t, pop_off[i]:pop_off[i] + n]
@@ -212,8 +243,9 @@ def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, flag
                                                    pop_geom[i, 2])
                     continue
                 c = cur[:n]
-                if pop_bias[i] >= 0:
-                    bi = bias[pop_bias[i]:]
+                ob = pop_bias[i] if t == 0 else pop_bias1[i]
+                if ob >= 0:
+                    bi = bias[ob:]
                     for j in range(n):  # a loop: a slice assignment would not vectorise
                         c[j] = bi[j]
                 else:
@@ -226,14 +258,21 @@ def run_network(inp, ev, keep, ecnt, syn, logits, dense, q_dense, cur, mem, flag
                             c[j] += d[j]
                         continue
                     s = q_src[q]
-                    src = inp[b, t] if s == 0 else e[t, pop_off[s - 1]:]
-                    syn[b, t, q] = scatter(c, src, counts[s], q_C[q], q_pool[q],
+                    ts = t - q_delay[q]  # the step whose events this projection reads
+                    if ts < 0:
+                        continue
+                    src = inp[b, ts] if s == 0 else e[ts, pop_off[s - 1]:]
+                    syn[b, t, q] = scatter(c, src, ecnt[b, ts, s], q_C[q], q_pool[q],
                                            pmap[q_pmap[q]:], run_ptr[q_ptr[q]:], run_cur,
                                            run_w, run_len, w[q_w[q]:], q_wc[q], q_cc[q],
                                            mult, keys)
                 if pop_kind[i] == LIF:
                     counts[i + 1] = lif_fire(out, flags, v, c, tau[i], v_th[i], v_reset[i],
                                              decay_input[i], hard_reset[i])
+                elif pop_kind[i] == CUBA:
+                    counts[i + 1] = cuba_fire(out, flags, v, isy, c, tau_syn[i], tau[i],
+                                              w_in[i], r_in[i], v_leak[i], v_th[i],
+                                              v_reset[i], hard_reset[i])
                 else:
                     for j in range(n):
                         logits[b, j] += c[j]
