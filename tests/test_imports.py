@@ -181,7 +181,7 @@ def _private(layer):
 
 
 HELPERS = {"encoding", "losses", "optim", "data"}
-TOP = {"train", "transfer", "event", "io", "quant", "bench", "runtime", "cli"}
+TOP = {"train", "transfer", "event", "io", "quant", "bench", "runtime", "plot", "cli"}
 ALLOWED = {
     # layer: what it may import besides itself
     "kernels": lambda dst: dst == "_config",
@@ -191,11 +191,12 @@ FORBIDDEN = {
     "nn": {"models"} | TOP,
     "models": TOP,
     **{h: {"nn", "models"} | TOP for h in ("encoding", "losses", "optim", "data")},
-    "io": {"train", "transfer", "event", "bench", "cli"},
-    "event": {"train", "transfer", "bench", "cli"},
-    "train": {"transfer", "event", "bench", "cli"},
-    "transfer": {"event", "bench", "cli"},
-    "bench": {"transfer", "event", "cli"},
+    "io": {"train", "transfer", "event", "bench", "plot", "cli"},
+    "event": {"train", "transfer", "bench", "plot", "cli"},
+    "train": {"transfer", "event", "bench", "plot", "cli"},
+    "transfer": {"event", "bench", "plot", "cli"},
+    "bench": {"transfer", "event", "plot", "cli"},
+    "plot": {"train", "transfer", "bench", "cli"},  # figures read runs and run models
 }
 
 

@@ -1,6 +1,7 @@
-"""Command line: ``snnlite train | eval | bench | data | transfer | audit | targets |
-import-torch | export`` (also ``python -m snnlite``). One module per command, each with
-``add_parser(subparsers)`` and ``run(args)``; shared helpers in :mod:`.common`."""
+"""Command line: ``snnlite COMMAND`` (also ``python -m snnlite``). One module per command,
+each with ``add_parser(subparsers)`` and ``run(args)``, listed in :data:`COMMANDS`; shared
+helpers (data arguments, tables, the help formatter, the first screen of a run) in
+:mod:`.common` and :mod:`.banner`."""
 import argparse
 import errno
 import os
@@ -8,10 +9,11 @@ import pickle
 import sys
 
 from .._memory import tune_malloc
-from . import audit, bench, data, eval, export, import_torch, targets, train, transfer
-from .common import check_numbers
+from .._version import __version__
+from . import audit, bench, data, eval, export, import_torch, plot, targets, train, transfer
+from .common import HelpFormatter, check_numbers
 
-COMMANDS = (train, eval, bench, data, transfer, audit, targets, import_torch, export)
+COMMANDS = (train, eval, bench, data, transfer, audit, targets, plot, import_torch, export)
 """The command modules, in the order ``snnlite --help`` lists them."""
 
 
@@ -23,12 +25,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    p = _Parser(prog="snnlite", description=__doc__.split(" (also")[0])
+    p = _Parser(
+        prog="snnlite", formatter_class=HelpFormatter,
+        description="snnlite: spiking neural networks on NumPy and Numba. Train on the CPU, "
+                    "transfer direct-coded models to event input (D2E), count every spike "
+                    "and synaptic operation.",
+        epilog="snnlite COMMAND --help describes each command. python -m snnlite works "
+               "too.")
+    p.add_argument("--version", action="version", version=f"snnlite {__version__}")
     p.add_argument("--debug", action="store_true",
                    help="show the traceback of an error (also anywhere after the command)")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           title="commands")
     for command in COMMANDS:
-        command.add_parser(sub)
+        command.add_parser(sub).formatter_class = HelpFormatter
     return p
 
 

@@ -8,16 +8,20 @@ from .common import print_table
 
 def add_parser(subparsers):
     b = subparsers.add_parser("bench", help="training and inference throughput on this machine")
-    b.add_argument("--model", default="cifarnet_small", choices=sorted(MODELS))
-    b.add_argument("--T", type=int, nargs="+", default=[8, 4])
-    b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--steps", type=int, default=5)
-    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("--model", default="cifarnet_small", choices=sorted(MODELS),
+                   help="model to time")
+    b.add_argument("--T", type=int, nargs="+", default=[8, 4],
+                   help="time steps, one table row each")
+    b.add_argument("--batch-size", type=int, default=32, help="images per step")
+    b.add_argument("--steps", type=int, default=5, help="timed steps per row")
+    b.add_argument("--warmup", type=int, default=2,
+                   help="untimed steps first (compilation, caches)")
     b.add_argument("--data", default=None, help="cifar10-mini.npz for real images "
                    "(default: uniform noise)")
     b.add_argument("--weights", default=None, help="checkpoint of a trained model: speed "
                    "at its firing rates (default: a fresh initialisation)")
-    b.add_argument("--format", default="table", choices=["table", "json"])
+    b.add_argument("--format", default="table", choices=["table", "json"],
+                   help="output format")
     b.set_defaults(func=run)
     return b
 
@@ -39,5 +43,7 @@ def run(args):
         print(f"{args.model}, batch {args.batch_size}, input {rows[0]['input']}; numpy sgemm "
               f"{peak:.0f} GFLOP/s")
         print_table(["T", "spike_rate", "train_img_s", "train_gflops", "train_peak_fraction",
-                     "infer_img_s", "peak_rss_mb"], rows)
+                     "infer_img_s", "peak_rss_mb"], rows,
+                    {"train_img_s": ".1f", "train_gflops": ".0f", "train_peak_fraction": ".2f",
+                     "infer_img_s": ".0f", "peak_rss_mb": ",.0f"})
     return 0

@@ -1,4 +1,6 @@
-"""Helpers shared by the command modules: data arguments, data loading, tables."""
+"""Helpers shared by the command modules: data arguments, data loading, tables, the help
+formatter."""
+import argparse
 import math
 
 from .. import data
@@ -9,26 +11,82 @@ DATA_HELP = ("dataset file, archive or folder (default: $SNNLITE_DATA, then the 
              "then download)")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help followed by its default, ``(default: 0.4)``, unless the help
+    already states it (say, ``default: the checkpoint's`` where the default is None) or the
+    option is an on/off flag; lists show as they are typed (``direct ttfs``)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if ("default" in text or not action.option_strings or d is None
+                or isinstance(d, bool) or d is argparse.SUPPRESS):
+            return text
+        shown = " ".join(map(str, d)) if isinstance(d, (list, tuple)) else str(d)
+        return f"{text} (default: {shown.replace('%', '%%')})"
+
+    def _format_action(self, action):
+        text = super()._format_action(action)
+        if action.nargs == argparse.PARSER:  # the commands: one line each, no metavar line
+            text = text.split("\n", 1)[1]
+        return text
+
+
 def add_data_args(p):
     """``--dataset`` and ``--data`` on parser ``p``."""
-    p.add_argument("--dataset", default="cifar10", choices=list(DATASETS))
+    p.add_argument("--dataset", default="cifar10", choices=list(DATASETS), help="dataset")
     p.add_argument("--data", default=None, help=DATA_HELP)
 
 
 def load_data(dataset, path):
-    """(train, test) of ``dataset`` from ``path`` (``--data``; None: the default places)."""
-    return data.load_dataset(dataset, path)
+    """(train, test) of ``dataset`` from ``path`` (``--data``; None: the default places), as
+    :func:`snnlite.data.load_dataset` finds them; both carry ``source``, the file read."""
+    if path is not None and str(path).endswith(".npz"):
+        source = path
+        train, test = data.load_mini(path)
+    else:
+        source = data.resolve_dataset(dataset, path)
+        train, test = data.load_h5(source, "train"), data.load_h5(source, "test")
+    train.source = test.source = str(source)
+    return train, test
 
 
-def print_table(cols, rows):
-    """Print dicts ``rows`` as right-aligned columns ``cols`` (floats to 4 decimals)."""
-    def fmt(v):
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
-    cells = [[fmt(r.get(c, "")) for c in cols] for r in rows]
+def number(v, digits=4):
+    """``v`` to ``digits`` significant digits, without an exponent from 1e-4 up and with
+    thousands separators from 1,000 up: 0.87834 -> 0.8783, 49.6852 -> 49.69, 23937.4 ->
+    23,937, 3.1e-06 -> 3.1e-06; ints as they are."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10_000 else str(v)
+    if not math.isfinite(v) or v == 0:
+        return str(v) if v else "0"
+    mag = math.floor(math.log10(abs(v)))
+    if mag >= digits - 1:
+        return f"{v:,.0f}"
+    if mag < -4:
+        return f"{v:.{digits}g}"
+    return f"{v:.{digits - 1 - mag}f}"
+
+
+def print_table(cols, rows, formats=None):
+    """Print dicts ``rows`` as right-aligned columns ``cols``: numbers by :func:`number`
+    (4 significant digits), or by ``formats`` {column: format spec} where given (``".1f"``:
+    one decimal, as a wall time in seconds has); a missing value is blank."""
+    formats = formats or {}
+
+    def fmt(c, v):
+        if v is None or v == "":
+            return ""
+        if c in formats and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return format(v, formats[c])
+        return number(v)
+    cells = [[fmt(c, r.get(c)) for c in cols] for r in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
     print("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
     for r in cells:
         print("  ".join(v.rjust(w) for v, w in zip(r, widths)))
+
 
 # ---------------------------------------------------------------------- resuming
 def apply_overrides(cfg, items):

@@ -4,9 +4,10 @@ from .common import DATASETS
 
 def add_parser(subparsers):
     d = subparsers.add_parser("data", help="fetch, verify and convert a dataset to HDF5")
-    d.add_argument("name", choices=list(DATASETS))
-    d.add_argument("--from", dest="src", default=None, help="local archive or folder")
-    d.add_argument("--out", default=None, help="output folder (default: user cache)")
+    d.add_argument("name", choices=list(DATASETS), help="dataset")
+    d.add_argument("--from", dest="src", default=None,
+                   help="local archive or folder to read (default: download)")
+    d.add_argument("--out", default=None, help="output folder (default: the user cache)")
     d.set_defaults(func=run)
     return d
 

@@ -8,13 +8,15 @@ from .common import ENCODINGS, add_data_args, load_data, print_table
 
 def add_parser(subparsers):
     e = subparsers.add_parser("eval", help="evaluate a checkpoint on the test split")
-    e.add_argument("checkpoint")
+    e.add_argument("checkpoint", help="checkpoint file (.h5), e.g. runs/x/best.h5")
     add_data_args(e)
-    e.add_argument("--encoding", nargs="+", default=["direct"], choices=list(ENCODINGS))
-    e.add_argument("--T", type=int, default=None, help="default: the checkpoint's")
-    e.add_argument("--limit", type=int, default=None, help="first N test images")
-    e.add_argument("--format", default="table", choices=["table", "json"])
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--encoding", nargs="+", default=["direct"], choices=list(ENCODINGS),
+                   help="input encodings to evaluate, one row each")
+    e.add_argument("--T", type=int, default=None, help="time steps (default: the checkpoint's)")
+    e.add_argument("--limit", type=int, default=None, help="first N test images (default: all)")
+    e.add_argument("--format", default="table", choices=["table", "json"],
+                   help="output format")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=run)
     return e
 

@@ -8,13 +8,13 @@ from ..io.nir import export_nir
 
 def add_parser(subparsers):
     p = subparsers.add_parser("export", help="export a checkpoint's model (NIR)")
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, help="checkpoint file (.h5)")
     p.add_argument("out", type=Path, help="file to write")
-    p.add_argument("--format", default="nir", choices=["nir"])
+    p.add_argument("--format", default="nir", choices=["nir"], help="output format")
     p.add_argument("--dt", type=float, default=1.0,
-                   help="time step: NIR time constants are tau * dt (default 1.0)")
+                   help="time step: NIR time constants are tau * dt")
     p.add_argument("--input-shape", type=int, nargs=3, default=[3, 32, 32],
-                   metavar=("C", "H", "W"), help="one input sample (default 3 32 32)")
+                   metavar=("C", "H", "W"), help="shape of one input sample")
     p.set_defaults(func=run)
     return p
 

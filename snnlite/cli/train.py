@@ -4,35 +4,56 @@ from pathlib import Path
 from ..io.config import TrainConfig
 from ..models import MODELS
 from ..train import Trainer
+from .banner import banner, eta_printer
 from .common import (ENCODINGS, add_data_args, apply_overrides, load_data, print_table,
                      report_changes)
 
+TABLE = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "wall_s"]
+FORMATS = {"wall_s": ",.1f"}  # seconds, as logged
+
 
 def add_parser(subparsers):
-    t = subparsers.add_parser("train", help="train a spiking classifier")
-    t.add_argument("--model", default="cifarnet_small", choices=sorted(MODELS))
+    t = subparsers.add_parser(
+        "train", help="train a spiking classifier (a resumable run folder)",
+        description="Train a spiking classifier with BPTT. A run folder holds last.h5 "
+                    "(resumable with --resume), best.h5, metrics.jsonl and config.json. "
+                    "Before the first step a summary of the run is printed, and the "
+                    "estimated total time once the first steps are timed.")
+    t.add_argument("--model", default="cifarnet_small", choices=sorted(MODELS),
+                   help="model to train")
     add_data_args(t)
-    t.add_argument("--T", type=int, default=8, help="time steps (default 8)")
-    t.add_argument("--epochs", type=int, default=60)
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=None, help="default 0.1 * batch / 256")
-    t.add_argument("--weight-decay", type=float, default=5e-4)
-    t.add_argument("--warmup-epochs", type=float, default=1.0)
-    t.add_argument("--encoding", default="direct", choices=list(ENCODINGS))
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--no-augment", action="store_true")
-    t.add_argument("--checkpoint-every", type=int, default=500, help="steps")
-    t.add_argument("--train-limit", type=int, default=None, help="use the first N images")
-    t.add_argument("--test-limit", type=int, default=None)
-    t.add_argument("--out", default=None, help="run folder (default runs/<model>-...)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--T", type=int, default=8, help="time steps per image")
+    t.add_argument("--epochs", type=int, default=60, help="epochs to train")
+    t.add_argument("--batch-size", type=int, default=64, help="images per step")
+    t.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: 0.1 * batch size / 256)")
+    t.add_argument("--weight-decay", type=float, default=5e-4,
+                   help="weight decay (not on batch norm and biases)")
+    t.add_argument("--warmup-epochs", type=float, default=1.0,
+                   help="epochs of linear warmup from lr/10 to lr, then cosine to 0")
+    t.add_argument("--encoding", default="direct", choices=list(ENCODINGS),
+                   help="input encoding")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights, batch order and augmentation")
+    t.add_argument("--no-augment", action="store_true",
+                   help="no random crop and flip of the training images")
+    t.add_argument("--checkpoint-every", type=int, default=500,
+                   help="write last.h5 every N steps (and at the end of each epoch)")
+    t.add_argument("--train-limit", type=int, default=None,
+                   help="train on the first N training images (default: all)")
+    t.add_argument("--test-limit", type=int, default=None,
+                   help="evaluate on the first N test images (default: all)")
+    t.add_argument("--out", default=None,
+                   help="run folder (default: runs/<model>-<dataset>-T<T>-s<seed>)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out where it stopped")
     t.add_argument("--override", action="append", default=None, metavar="NAME=VALUE",
                    help="with --resume: change one of the run's settings from where it "
                         "stopped (e.g. lr=0.01 after a divergence), recorded in the run; "
                         "repeatable")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     t.add_argument("--log-every", type=int, default=0,
-                   help="with --no-progress: print a status line every N steps")
+                   help="with --no-progress: a status line every N steps (0: none)")
     t.set_defaults(func=run)
     return t
 
@@ -54,9 +75,10 @@ def run(args):
     if trainer.state["epoch"] >= cfg.epochs:
         print(f"{out}: already trained for {cfg.epochs} epochs")
     else:
+        print(banner("train", trainer.summary(), getattr(train, "source", None)), flush=True)
+        trainer.on_eta = eta_printer(cfg.epochs, "train")
         trainer.fit()
     hist = trainer.state["history"]
-    print_table(["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "wall_s"],
-                hist[-10:])
+    print_table(TABLE, hist[-10:], FORMATS)
     print(f"best test accuracy {trainer.state['best_acc']:.4f}; checkpoints in {out}")
     return 0

@@ -4,10 +4,12 @@ from pathlib import Path
 
 from ..io.checkpoint import read_config
 from ..transfer import METHODS, Transfer, TransferConfig
+from .banner import banner, eta_printer
 from .common import DATA_HELP, apply_overrides, load_data, print_table, report_changes
 
 TABLE = ["epoch", "train_loss", "test_acc", "teacher_acc", "gap", "kl", "kl_temp",
          "firing_rate", "wall_s"]
+FORMATS = {"wall_s": ",.1f"}
 
 
 def add_parser(subparsers):
@@ -16,32 +18,47 @@ def add_parser(subparsers):
         description="Finetune a copy of a direct-coded checkpoint on event (TTFS) input, "
                     "distilling from the frozen original (D2E).")
     p.add_argument("--teacher", required=True,
-                   help="checkpoint of the direct-coded model (e.g. runs/x/best.h5)")
-    p.add_argument("--method", default="skd", choices=list(METHODS))
-    p.add_argument("--encoding", default="ttfs", choices=["ttfs", "latency"])
-    p.add_argument("--T", type=int, default=8, help="student time steps (default 8)")
-    p.add_argument("--teacher-T", type=int, default=None, help="default: the checkpoint's")
-    p.add_argument("--epochs", type=int, required=True)
-    p.add_argument("--alpha", type=float, default=0.4, help="CE weight (default 0.4)")
-    p.add_argument("--temperature", type=float, default=4.0, help="K (default 4)")
-    p.add_argument("--lr", type=float, default=None, help="default 0.1 * batch / 256")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--warmup-epochs", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="steps")
+                   help="checkpoint of the direct-coded model, e.g. runs/x/best.h5 "
+                        "(required)")
+    p.add_argument("--method", default="skd", choices=list(METHODS),
+                   help="skd: CE + KL from the teacher; tsf: CE alone; reverse_kl, mse: "
+                        "other divergences (ablations)")
+    p.add_argument("--encoding", default="ttfs", choices=["ttfs", "latency"],
+                   help="the student's event encoding")
+    p.add_argument("--T", type=int, default=8, help="student time steps")
+    p.add_argument("--teacher-T", type=int, default=None,
+                   help="teacher time steps (default: the checkpoint's)")
+    p.add_argument("--epochs", type=int, required=True, help="epochs to train (required)")
+    p.add_argument("--alpha", type=float, default=0.4,
+                   help="weight of the cross-entropy term (skd)")
+    p.add_argument("--temperature", type=float, default=4.0,
+                   help="distillation temperature K")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: 0.1 * batch size / 256)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step")
+    p.add_argument("--weight-decay", type=float, default=5e-4,
+                   help="weight decay (not on batch norm and biases)")
+    p.add_argument("--warmup-epochs", type=float, default=1.0,
+                   help="epochs of linear warmup from lr/10 to lr, then cosine to 0")
+    p.add_argument("--seed", type=int, default=0, help="seed of the batch order and augmentation")
+    p.add_argument("--no-augment", action="store_true",
+                   help="no random crop and flip of the training images")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="write last.h5 every N steps (and at the end of each epoch)")
     p.add_argument("--data", default=None, help=DATA_HELP + "; the dataset is the teacher's")
-    p.add_argument("--train-limit", type=int, default=None, help="use the first N images")
-    p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="train on the first N training images (default: all)")
+    p.add_argument("--test-limit", type=int, default=None,
+                   help="evaluate on the first N test images (default: all)")
     p.add_argument("--out", default=None,
-                   help="run folder (default runs/transfer-<method>-<encoding>-T<T>-s<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+                   help="run folder (default: runs/transfer-<method>-<encoding>-T<T>-s<seed>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out where it stopped")
     p.add_argument("--override", action="append", default=None, metavar="NAME=VALUE",
                    help="with --resume: change one of the run's settings from where it "
                         "stopped (e.g. lr=0.01 after a divergence), recorded in the run; "
                         "repeatable")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     p.set_defaults(func=run)
     return p
 
@@ -61,9 +78,11 @@ def run(args):
     tr = Transfer(cfg, out, train, test, resume=args.resume, progress=not args.no_progress,
                   override=override)
     report_changes(tr)
+    print(banner("transfer", tr.summary(), getattr(train, "source", None)), flush=True)
+    tr.on_eta = eta_printer(cfg.epochs, "transfer")
     res = tr.fit()
     hist = tr.state["history"]
-    print_table(TABLE, hist if len(hist) <= 12 else hist[:1] + hist[-10:])
+    print_table(TABLE, hist if len(hist) <= 12 else hist[:1] + hist[-10:], FORMATS)
     r = res["pearson_kl_gap"]
     print(f"{res['method']}: teacher (direct) {res['teacher_acc']:.4f} | baseline "
           f"({res['encoding']}) {res['baseline_acc']:.4f} | final {res['final_acc']:.4f} | "
