@@ -340,6 +340,8 @@ IMPORT_ERRORS = {
     "dead_end": (lambda g: set_edges(g, [*EDGES[:-1], ("4", "output")]),
                  r"nodes \['5'\] do not lead to the Output node"),
     "not_graph": (lambda g: replace(g, "type", "LIF"), r"the root node is 'LIF'"),
+    "huge_input": (lambda g: replace(g["nodes/input"], "shape", np.array([3, 10 ** 6, 10 ** 6])),
+                   r"node 'input' \(Input\): shape \[3, 1000000, 1000000\] is larger than"),
 }
 
 

@@ -25,7 +25,7 @@ from ...nn import (
     TimeMean,
 )
 from .graphs import components, flatten, topo_order
-from .h5 import READOUT_MEAN, read_nir
+from .h5 import MAX_TENSOR_BYTES, READOUT_MEAN, read_nir
 from .neurons import NEURON_TYPES, NeuronReader, missing_dt_message, needs_dt
 
 SUPPORTED_NODES = ("Input", "Output", "NIRGraph", "Conv2d", "Affine", "Linear", "Scale",
@@ -338,7 +338,13 @@ def import_nir(path, dt=None):
 
 
 def _input_shape(imp, inp, first):
-    shape = tuple(int(n) for n in np.ravel(imp.field(inp, "shape")))
+    raw = np.ravel(imp.field(inp, "shape"))
+    if raw.dtype.kind not in "iu" or not len(raw) or (raw < 1).any():
+        imp.fail(inp, f"shape must be positive integers, got {raw.tolist()}")
+    shape = tuple(int(n) for n in raw)
+    if math.prod(shape) * 8 > MAX_TENSOR_BYTES:  # layers broadcast arrays to such shapes
+        imp.fail(inp, f"shape {list(shape)} is larger than any tensor snnlite reads "
+                      f"({MAX_TENSOR_BYTES:,} bytes)")
     ins = {int(np.shape(v["weight"])[1]) for v in first
            if v["type"] in ("Affine", "Linear") and np.ndim(v.get("weight")) == 2}
     if len(shape) == 2 and len(ins) == 1 and shape[1] in ins and \
