@@ -15,13 +15,18 @@ identity (``<block>.shortcut``: each spike adds 1 to the same neuron) or the 1x1
 conv (``<block>.downsample.0``), both fed by the block's input spikes. The readout (the
 synaptic layer before ``TimeMean``) does not spike: the logits are the mean over T of its
 currents. ``MaxPool2d`` on spikes is a layer without synapses or arithmetic (a pooled neuron
-fires when any neuron of its window fires).
+fires when any neuron of its window fires). Neurons: LIF, IF (a LIF with tau = inf) and
+CubaLIF (its synaptic current updated in the same neuron update). A ``Recurrent`` layer is
+one population that also holds its own recurrent projection (``<layer>.recurrent``): the
+layer's spikes of step t - 1 through the feedback weights, none at step 0, the feedback
+bias joining the layer's bias from step 1 on.
 
 Folding. BatchNorm (running statistics) folds into the preceding conv/linear in float64:
 ``w' = w * s``, ``b' = (b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``.
 ``AvgPool2d(k)`` between spiking layers folds into the next layer's synapses: a spike at
 (y, x) reaches the targets of its pooled position (y // k, x // k) with weights ``w' / k^2``
-(the final global ``AvgPool2d(8) + Flatten + Linear`` is a linear layer with weights / 64).
+(the final global ``AvgPool2d(8) + Flatten + Linear`` is a linear layer with weights / 64);
+``SumPool2d(k)`` folds the same way with the weights unscaled.
 Precision. ``compile_model(model, dtype=)`` sets the dtype of the engine's weights, biases,
 currents and membranes: float32 (the default, for speed) or float64. In float64 its spikes
 equal those of a float64 dense forward exactly. In float32 (and against any float32
