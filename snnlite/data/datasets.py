@@ -5,8 +5,10 @@ file with :func:`~snnlite.data.resolve.resolve_dataset` and reads both splits.
 """
 from __future__ import annotations
 
+import math
 import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -122,6 +124,58 @@ def load_h5(path: str | os.PathLike, split: str = "train") -> ArrayDataset:
 _MINI_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
+_NPZ_SLACK = 64 * 2**20  # bytes a compressed .npz may inflate to beyond 16 x its size
+
+
+def _read_npz(path, required, optional=()):
+    """{key: array} of an .npz archive, every array's declared size checked against what
+    the archive holds before it is read (a header alone cannot allocate gigabytes)."""
+    size = os.path.getsize(path)
+    inflate = 16 * size + _NPZ_SLACK
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
+            missing = [k for k in required if k not in members]
+            if missing:
+                raise ValueError(f"{path}: missing array(s) {', '.join(missing)} (found: "
+                                 f"{', '.join(members) or 'none'}); expected uint8 images "
+                                 "x_train, x_test [N, H, W, 3] and integer labels y_train, "
+                                 "y_test")
+            for key in (*required, *(k for k in optional if k in members)):
+                info = zf.getinfo(members[key])
+                if info.compress_type != zipfile.ZIP_STORED:
+                    inflate -= info.file_size
+                if info.file_size > (size if info.compress_type == zipfile.ZIP_STORED
+                                     else inflate + info.file_size):
+                    raise ValueError(f"{path}: {key} declares {info.file_size} bytes, more "
+                                     "than this archive can hold")
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    shape, fortran, dtype = (np.lib.format.read_array_header_1_0(f)
+                                             if version == (1, 0) else
+                                             np.lib.format.read_array_header_2_0(f))
+                    if dtype.hasobject:
+                        raise ValueError(f"{path}: {key} holds Python objects")
+                    nbytes = math.prod(shape) * dtype.itemsize
+                    if nbytes > info.file_size:
+                        raise ValueError(f"{path}: {key} declares {shape} {dtype} "
+                                         f"({nbytes} bytes) but holds {info.file_size}")
+                    data = f.read(nbytes)
+                if len(data) != nbytes:
+                    raise ValueError(f"{path}: {key} is truncated")
+                a = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+                out[key] = a
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError,
+            zlib.error) as e:
+        raise ValueError(f"{path}: not a readable .npz archive ({e})") from None
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(str(path)) else
+                         f"{path}: corrupt .npz archive ({msg})") from None
+    return out
+
+
 def load_mini(path: str | os.PathLike | None = None) -> tuple[ArrayDataset, ArrayDataset]:
     """(train, test) of ``cifar10-mini.npz`` (1000 / 500 images), converted to NCHW.
 
@@ -137,45 +191,30 @@ def load_mini(path: str | os.PathLike | None = None) -> tuple[ArrayDataset, Arra
         path = Path(env) / "cifar10-mini.npz"
     if not Path(path).is_file():
         raise FileNotFoundError(f"dataset file not found: {path}")
+    arrays = _read_npz(path, _MINI_KEYS, ("label_names",))
     try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{path}: not a readable .npz archive ({e})") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: a single .npy array, not an .npz archive with "
-                         f"{', '.join(_MINI_KEYS)}")
-    with z:
-        missing = [k for k in _MINI_KEYS if k not in z.files]
-        if missing:
-            raise ValueError(f"{path}: missing array(s) {', '.join(missing)} (found: "
-                             f"{', '.join(z.files) or 'none'}); expected uint8 images "
-                             "x_train, x_test [N, H, W, 3] and integer labels y_train, y_test")
-        try:
-            names = tuple(str(n) for n in z["label_names"]) if "label_names" in z.files \
-                else None
-            out = []
-            for split in ("train", "test"):
-                x, y = z[f"x_{split}"], z[f"y_{split}"]
-                if x.dtype != np.uint8:
-                    hint = " (floats in [0, 1]: store np.round(x * 255).astype(np.uint8))" \
-                        if x.dtype.kind == "f" else ""
-                    raise ValueError(f"{path}: x_{split} must be uint8 images, got "
-                                     f"{x.dtype}{hint}")
-                if x.ndim != 4 or x.shape[-1] != 3:
-                    raise ValueError(f"{path}: x_{split} must be HWC [N, H, W, 3], got "
-                                     f"{x.shape}")
-                if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
-                    raise ValueError(f"{path}: y_{split} must be {len(x)} integer labels, got "
-                                     f"{y.dtype} {y.shape}")
-                if len(x) == 0:
-                    raise ValueError(f"{path}: x_{split} holds no images")
-                images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-                out.append(ArrayDataset(images, y, names, CIFAR10_MEAN, CIFAR10_STD))
-        except (OSError, EOFError, zipfile.BadZipFile) as e:
-            raise ValueError(f"{path}: corrupt .npz archive ({e})") from None
-        except (TypeError, ValueError) as e:
-            msg = str(e)
-            raise ValueError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+        names = tuple(str(n) for n in arrays["label_names"]) if "label_names" in arrays \
+            else None
+        out = []
+        for split in ("train", "test"):
+            x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+            if x.dtype != np.uint8:
+                hint = " (floats in [0, 1]: store np.round(x * 255).astype(np.uint8))" \
+                    if x.dtype.kind == "f" else ""
+                raise ValueError(f"{path}: x_{split} must be uint8 images, got "
+                                 f"{x.dtype}{hint}")
+            if x.ndim != 4 or x.shape[-1] != 3:
+                raise ValueError(f"{path}: x_{split} must be HWC [N, H, W, 3], got {x.shape}")
+            if y.ndim != 1 or y.dtype.kind not in "iu" or len(y) != len(x):
+                raise ValueError(f"{path}: y_{split} must be {len(x)} integer labels, got "
+                                 f"{y.dtype} {y.shape}")
+            if len(x) == 0:
+                raise ValueError(f"{path}: x_{split} holds no images")
+            images = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+            out.append(ArrayDataset(images, y, names, CIFAR10_MEAN, CIFAR10_STD))
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
     return out[0], out[1]
 
 

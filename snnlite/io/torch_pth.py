@@ -241,6 +241,24 @@ def _text(value):
 _MEMO_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
 
 
+class _Capped:
+    """``read(n)`` of a file that never asks for more than what is left of it (a buffered
+    file allocates ``n`` bytes before it reads)."""
+
+    def __init__(self, f, end):
+        self.f, self.end = f, end
+
+    def read(self, n=-1):
+        left = max(self.end - self.f.tell(), 0)
+        return self.f.read(left if n is None or n < 0 else min(n, left))
+
+    def readline(self):
+        return self.f.readline()
+
+    def tell(self):
+        return self.f.tell()
+
+
 def _scan(f, path, what):
     """Walk one pickle's opcodes without building anything: every counted argument must lie
     within the stream (pickletools reads it) and memo indices and frames within bounds, so
@@ -250,7 +268,7 @@ def _scan(f, path, what):
     f.seek(start)
     n = 0
     try:
-        for op, arg, pos in pickletools.genops(f):
+        for op, arg, pos in pickletools.genops(_Capped(f, size)):
             n += 1
             if op.name in _MEMO_OPS and not 0 <= arg <= n:
                 raise ValueError(f"memo index {arg} at byte {pos} is out of range")
@@ -269,8 +287,10 @@ def _unpickle(f, path, what):
         return up, up.load()
     except _Rejected as e:
         raise _Rejected(f"{path}: {e}") from None
-    except ValueError:
-        raise
+    except ValueError as e:
+        if str(e).startswith(f"{path}:"):
+            raise
+        raise ValueError(f"{path}: corrupt {what} pickle ({e})") from None
     except (EOFError, pickle.UnpicklingError, TypeError, AttributeError, IndexError, KeyError,
             OverflowError, RecursionError) as e:  # truncated or malformed pickle stream
         raise ValueError(f"{path}: corrupt {what} pickle ({type(e).__name__}: {e})") from None
@@ -329,7 +349,7 @@ def _read_member(zf, name, path, budget):
 def _read_zip(f, path, budget):
     try:
         zf = zipfile.ZipFile(f)
-    except zipfile.BadZipFile as e:
+    except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError, ValueError) as e:
         raise ValueError(f"{path}: truncated or corrupt zip archive ({e})") from None
     with zf:
         names = zf.namelist()
