@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,32 +75,30 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_parts(target: str | os.PathLike) -> list[str]:
-    """Delete the ``.<name>.<pid>.<hex>.part`` files next to ``target`` whose writing
-    process is gone (a killed download or conversion); returns the names removed."""
-    target = Path(target)
-    prefix = f".{target.name}."
+_PART = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.part$")
+
+
+def remove_stale_parts(folder: str | os.PathLike) -> list[str]:
+    """Delete the ``.<name>.<pid>.<hex>.part`` files in ``folder`` whose writing process is
+    gone (a killed download or conversion); returns the names removed."""
     removed = []
     try:
-        entries = list(os.scandir(target.parent))
+        entries = list(os.scandir(folder))
     except OSError:
         return removed
     for entry in entries:
-        name = entry.name
-        if not (name.startswith(prefix) and name.endswith(".part")):
-            continue
-        pid = name[len(prefix):-len(".part")].split(".")[0]
-        if pid.isdigit() and not _pid_alive(int(pid)) and entry.is_file(follow_symlinks=False):
+        m = _PART.match(entry.name)
+        if m and not _pid_alive(int(m.group("pid"))) and entry.is_file(follow_symlinks=False):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
-                removed.append(name)
+                removed.append(entry.name)
     return removed
 
 
 def _new_temp_file(target: Path) -> Path:
     """Create an empty, uniquely named file next to ``target`` (mode from the umask), after
-    removing what killed writers of the same target left there."""
-    remove_stale_parts(target)
+    removing what killed writers left in that folder."""
+    remove_stale_parts(target.parent)
     for _ in range(100):
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
         try:

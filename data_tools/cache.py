@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ._io import default_cache_dir, file_digests
+from ._io import default_cache_dir, file_digests, remove_stale_parts
 from .fetch import download
 from .hdf5 import H5Info, check_h5, convert
 from .specs import DatasetSpec, get_spec
@@ -50,6 +50,8 @@ def prepare(name: str, src: str | Path | None = None, cache_dir: str | Path | No
     spec = get_spec(name)
     say = log or (lambda message: None)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    for stale in remove_stale_parts(cache):
+        say(f"removed {cache / stale} (left by a killed download or conversion)")
     target = cache / spec.h5_name
     counts = spec.counts if expected_counts is None else expected_counts
     if src is not None:

@@ -147,8 +147,14 @@ def test_resume_with_a_lower_lr_is_an_override_recorded_in_the_run(mini, tmp_pat
     assert json.loads((tmp_path / "config.json").read_text())["lr"] == 1e-4
     rows = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert "changes" not in rows[0] and rows[1]["changes"] == [change]
-    # a later resume of the changed run needs no override
+    # a later resume of the changed run needs no override; the flag's own value also works
     Trainer(_cfg(lr=1e-4), tmp_path, train, test, resume=True, progress=False).close()
+    rc, out, err = _main(capsys, ["train", "--data", path, *CLI_RUN, "--out", tmp_path,
+                                  "--resume", "--lr", "1e-4", "--epochs", "3", "--override",
+                                  "epochs"])
+    assert rc == 0, err
+    assert "epochs changes from 2 to 3 at step 4" in out
+    assert load_checkpoint(tmp_path / "last.h5")["state"]["step"] == 6
 
 
 # ------------------------------------------------------------------ row 5: resume checks
@@ -320,7 +326,8 @@ def test_backward_before_forward_says_what_to_do():
     (["train", "--lr", "0"], "--lr: expected a finite number > 0"),
     (["train", "--weight-decay", "-1"], "--weight-decay: expected a finite number >= 0"),
     (["train", "--epochs", "0"], "--epochs: expected a positive integer"),
-    (["train", "--override", "lr"], "expected NAME=VALUE"),
+    (["train", "--override", "speed"], "--override: unknown setting 'speed'"),
+    (["train", "--override", "=3"], "expected NAME=VALUE"),
     (["train", "--override", "speed=3"], "unknown setting 'speed'"),
     (["train", "--override", "lr=fast"], "lr: expected float or NoneType, got 'fast'"),
     (["eval", "x.h5", "--limit", "0"], "--limit: expected a positive integer, got 0"),
@@ -450,15 +457,23 @@ def test_stale_temporaries_of_killed_writes_are_removed_when_the_folder_is_used(
     assert sorted(t.folder.removed) == sorted(stale)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept + [".lock"])
 
+    from data_tools import prepare
     from data_tools._io import atomic_target
     target = tmp_path / "cifar10.h5"
     part = tmp_path / f".cifar10.h5.{dead}.deadbeef.part"
-    mine = tmp_path / f".cifar10.h5.{live}.deadbeef.part"
-    part.write_bytes(b"half a conversion")
-    mine.write_bytes(b"someone else's conversion in progress")
+    download = tmp_path / f".cifar-10-python.tar.gz.{dead}.0badc0de.part"
+    mine = tmp_path / f".cifar10.h5.{live}.deadbeef.part"  # a live writer's
+    for p in (part, download, mine):
+        p.write_bytes(b"half a conversion")
     with atomic_target(target) as tmp:
         tmp.write_bytes(b"new")
-    assert target.read_bytes() == b"new" and not part.exists() and mine.exists()
+    assert target.read_bytes() == b"new" and mine.exists()
+    assert not part.exists() and not download.exists()
+    part.write_bytes(b"half a conversion")
+    said = []
+    with pytest.raises(FileNotFoundError):  # no archive: but the cache is tidied first
+        prepare("cifar10", src=tmp_path / "missing.tar.gz", cache_dir=tmp_path, log=said.append)
+    assert not part.exists() and mine.exists() and "killed download" in said[0]
 
 
 # ------------------------------------------------------------------ kill and resume

@@ -90,11 +90,24 @@ def print_table(cols, rows, formats=None):
 
 # ---------------------------------------------------------------------- resuming
 def apply_overrides(cfg, items):
-    """(config with ``--override NAME=VALUE`` items applied, set of their names)."""
+    """(config with the ``--override`` items applied, set of their names). An item is
+    ``NAME=VALUE``, or ``NAME`` alone to accept this command's own flag for it (``--lr 0.01
+    --override lr``)."""
     import dataclasses
 
-    values = dict(type(cfg).parse_setting(item) for item in items or ())
-    return (dataclasses.replace(cfg, **values) if values else cfg), set(values)
+    values, names = {}, set()
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    for item in items or ():
+        if "=" in item:
+            name, value = type(cfg).parse_setting(item)
+            values[name] = value
+        else:
+            name = item.strip().replace("-", "_")
+            if name not in fields:
+                raise ValueError(f"--override: unknown setting {name!r} (settings: "
+                                 f"{', '.join(sorted(fields))})")
+        names.add(name)
+    return (dataclasses.replace(cfg, **values) if values else cfg), names
 
 
 def report_changes(trainer):
