@@ -128,7 +128,8 @@ def test_nan_gradient_stops_the_step_before_any_update(mini, tmp_path):
             loss, g = super().loss(logits, x, y)
             return loss, np.full_like(g, np.nan)
 
-    with pytest.raises(DivergenceError, match=r"step 0 .*gradient holds NaN or infinity in 0.weight, .*\(14 in all\); no parameter"):
+    with pytest.raises(DivergenceError, match=r"step 0 .*gradient holds NaN or infinity in "
+                                              r"0.weight, .*\(14 in all\); no parameter"):
         NanGrad(_cfg(), tmp_path, train, test, progress=False).fit()
 
 

@@ -11,14 +11,19 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
+from test_torch_pth import Call, Ckpt, G, StorageRef, dumps, rebuild_v2, write_legacy, write_zip
 
 import snnlite
 from snnlite.io import torch_pth
-from snnlite.io.checkpoint import (FORMAT, FORMAT_VERSION, NonFiniteError, load_checkpoint,
-                                   load_model, save_checkpoint)
+from snnlite.io.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    NonFiniteError,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from snnlite.io.torch_pth import load_pth, read_pth
-from test_torch_pth import (Call, Ckpt, G, StorageRef, dumps, rebuild_v2, write_legacy,
-                            write_zip)
 
 MB = 2**20
 

@@ -35,8 +35,8 @@ Checks: missing and unexpected names raise ``ValueError`` when ``strict``, summa
 line (how many of each, the first few, the file's original names, the closest naming
 rule and how many names it matches); a shape mismatch always raises, naming both keys,
 and so do NaN or infinite values (:class:`~snnlite.io.checkpoint.NonFiniteError`, naming
-the file's tensors). Values are cast to the dtype of the array they replace (float64 files load into float32
-models).
+the file's tensors). Values are cast to the dtype of the array they replace (float64
+files load into float32 models).
 """
 import re
 
