@@ -29,8 +29,7 @@ from . import data as sdata
 from . import losses, models, optim
 from ._memory import tune_malloc
 from .encoding import model_input
-from .io.checkpoint import (atomic_write, load_checkpoint, load_model, read_header,
-                            save_checkpoint)
+from .io.checkpoint import atomic_write, load_checkpoint, load_model, read_header, save_checkpoint
 from .io.config import TrainConfig
 from .io.run_folder import RunFolder
 from .losses import DivergenceError
@@ -83,6 +82,16 @@ def evaluate(model, ds, T, enc="direct", batch_size=200, progress=False, on_batc
     return {"loss": total / n, "acc": acc, "logits": logits}
 
 
+def _init_weights(config):
+    """The state dict of ``config.init``, a checkpoint of the same model."""
+    model, cfg = load_model(config.init)
+    if (cfg.model, cfg.num_classes) != (config.model, config.num_classes):
+        raise ValueError(f"init: {config.init} holds a {cfg.model} with {cfg.num_classes} "
+                         f"classes; this run trains a {config.model} with "
+                         f"{config.num_classes}")
+    return model.state_dict()
+
+
 def _bar(it, enabled, desc, **kw):
     if not enabled:
         return it
@@ -111,6 +120,12 @@ class Trainer:
         self.log_every = log_every  # without a progress bar: a log line every N steps
         self.model = model if model is not None else models.build(
             config.model, config.num_classes, seed=config.seed)
+        if config.init and model is None and not (resume and (self.out / "last.h5").exists()):
+            self.model.load_state_dict(_init_weights(config))
+        if config.quantize:  # quantization-aware training: fake quantization, STE gradients
+            from .quant.qat import attach
+            self.model, config.quantize = attach(self.model, config.quantize, self.train_set,
+                                                 config.encoding, config.T)
         self.opt = optim.SGD(self.model.parameters(), config.lr, config.momentum, True,
                              config.weight_decay,
                              names=[n for n, _ in self.model.named_parameters()])

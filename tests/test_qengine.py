@@ -61,7 +61,19 @@ def residual_net():
         nn.Linear(8, 3, rng=r, dtype=d), nn.TimeMean())
 
 
+def if_sumpool_net():
+    """IF neurons (no leak), sum pooling of spikes, a plain LIF after it. Input (2, 8, 8)."""
+    r = np.random.default_rng(3)
+    d = np.float64
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, 1, 1, bias=False, rng=r, dtype=d), nn.BatchNorm2d(4, dtype=d),
+        nn.IF(), nn.SumPool2d(2), nn.Conv2d(4, 5, 3, 1, 1, bias=False, rng=r, dtype=d),
+        nn.BatchNorm2d(5, dtype=d), nn.LIF(), nn.Flatten(),
+        nn.Linear(80, 3, rng=r, dtype=d), nn.TimeMean())
+
+
 NETS = {"strided": (strided_net, (2, 13, 13)), "residual": (residual_net, (2, 12, 12)),
+        "if_sumpool": (if_sumpool_net, (2, 8, 8)),
         "cifarnet_small": (lambda: snnlite.models.cifarnet_small(seed=0), (3, 32, 32))}
 FORMATS = {"w8s16": QFormat(), "w4s8-int-pc": QFormat(weight_bits=4, state_bits=8,
                                                       per_channel=True, scale="int"),
@@ -147,7 +159,7 @@ def test_integer_lif_golden_trajectory():
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
-@pytest.mark.parametrize("name", ["strided", "residual"])
+@pytest.mark.parametrize("name", ["strided", "residual", "if_sumpool"])
 @pytest.mark.parametrize("kind", ["events", "dense"])
 def test_engine_matches_integer_reference(name, fmt, kind):
     qnet, x = qnet_for(name, FORMATS[fmt], kind)

@@ -133,7 +133,7 @@ def test_quantize_net_uses_the_compiled_folded_weights():
     q = quantize_net(net, MAX, "events")
     for p, qp in zip(net.populations, q.populations):
         for a, b in zip(p.projections, qp.projections):
-            real = a.weight / a.pool ** 2
+            real = a.weight * a.weight_scale
             S = qp.step.reshape((-1,) + (1,) * (real.ndim - 1))
             assert np.abs(b.weight * S - real).max() <= S.max() / 2 + 1e-15
 

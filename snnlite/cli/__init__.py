@@ -10,10 +10,23 @@ import sys
 
 from .._memory import tune_malloc
 from .._version import __version__
-from . import audit, bench, data, eval, export, import_torch, plot, targets, train, transfer
+from . import (
+    audit,
+    bench,
+    data,
+    eval,
+    export,
+    import_torch,
+    plot,
+    quantize,
+    targets,
+    train,
+    transfer,
+)
 from .common import HelpFormatter, check_numbers
 
-COMMANDS = (train, eval, bench, data, transfer, audit, targets, plot, import_torch, export)
+COMMANDS = (train, eval, bench, data, transfer, quantize, audit, targets, plot, import_torch,
+            export)
 """The command modules, in the order ``snnlite --help`` lists them."""
 
 

@@ -7,6 +7,7 @@ from ..train import Trainer
 from .banner import banner, eta_printer
 from .common import (ENCODINGS, add_data_args, apply_overrides, load_data, print_table,
                      report_changes)
+from .quantize import add_qat_args, qat_format
 
 TABLE = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "wall_s"]
 FORMATS = {"wall_s": ",.1f"}  # seconds, as logged
@@ -54,6 +55,10 @@ def add_parser(subparsers):
     t.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     t.add_argument("--log-every", type=int, default=0,
                    help="with --no-progress: a status line every N steps (0: none)")
+    t.add_argument("--init", default=None,
+                   help="start from this checkpoint's weights (finetuning, e.g. with "
+                        "--quantize; default: none, a fresh model)")
+    add_qat_args(t)
     t.set_defaults(func=run)
     return t
 
@@ -65,7 +70,7 @@ def run(args):
                       augment=not args.no_augment,
                       num_classes=100 if args.dataset == "cifar100" else 10,
                       checkpoint_every=args.checkpoint_every, train_limit=args.train_limit,
-                      test_limit=args.test_limit)
+                      test_limit=args.test_limit, init=args.init, quantize=qat_format(args))
     cfg, override = apply_overrides(cfg, args.override)
     out = Path(args.out or f"runs/{cfg.model}-{cfg.dataset}-T{cfg.T}-s{cfg.seed}")
     train, test = load_data(args.dataset, args.data)

@@ -6,6 +6,7 @@ from ..io.checkpoint import read_config
 from ..transfer import METHODS, Transfer, TransferConfig
 from .banner import banner, eta_printer
 from .common import DATA_HELP, apply_overrides, load_data, print_table, report_changes
+from .quantize import add_qat_args, qat_format
 
 TABLE = ["epoch", "train_loss", "test_acc", "teacher_acc", "gap", "kl", "kl_temp",
          "firing_rate", "wall_s"]
@@ -59,6 +60,7 @@ def add_parser(subparsers):
                         "stopped (e.g. lr=0.01 after a divergence), recorded in the run; "
                         "repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    add_qat_args(p)
     p.set_defaults(func=run)
     return p
 
@@ -71,7 +73,8 @@ def run(args):
                          batch_size=args.batch_size, weight_decay=args.weight_decay,
                          warmup_epochs=args.warmup_epochs, seed=args.seed,
                          augment=not args.no_augment, checkpoint_every=args.checkpoint_every,
-                         train_limit=args.train_limit, test_limit=args.test_limit)
+                         train_limit=args.train_limit, test_limit=args.test_limit,
+                         quantize=qat_format(args))
     cfg, override = apply_overrides(cfg, args.override)
     out = Path(args.out or f"runs/transfer-{cfg.method}-{cfg.encoding}-T{cfg.T}-s{cfg.seed}")
     train, test = load_data(dataset, args.data)

@@ -47,7 +47,7 @@ def _int_weights(q):
         return pmap, ptr, runs, np.asarray(q.weight, np.int32).reshape(1, -1), 1, cc
     w = np.asarray(q.weight, np.int64)
     pmap, ptr, runs, wt, cc = projection_runs(replace(q, weight=w.astype(np.float64)))
-    wi = np.rint(wt * q.pool ** 2).astype(np.int64)  # undo the float layout's / pool^2
+    wi = np.rint(wt / q.weight_scale).astype(np.int64)  # undo the float layout's / pool^2
     if not np.array_equal(np.sort(wi.ravel()), np.sort(w.ravel())):
         raise AssertionError(f"{q.name}: integer weights changed in the layout")
     return pmap, ptr, runs, wi.astype(np.int32), wi.shape[1], cc

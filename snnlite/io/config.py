@@ -41,6 +41,8 @@ class TrainConfig:
     eval_batch_size: int = 200
     train_limit: int | None = None  # first N training images only (quick runs, tests)
     test_limit: int | None = None
+    init: str | None = None  # a checkpoint whose weights start the run (finetuning)
+    quantize: dict | None = None  # quantization-aware training: a format (snnlite.quant.qat)
 
     RESUME_SAFE: typing.ClassVar[tuple] = ("checkpoint_every", "checkpoint_minutes",
                                            "eval_batch_size")
@@ -60,6 +62,10 @@ class TrainConfig:
         _check_number(self, "checkpoint_minutes", 0, strict=True)
         if not isinstance(self.augment, bool):
             raise TypeError(f"augment: expected True or False, got {self.augment!r}")
+        if self.init is not None and not isinstance(self.init, str):
+            raise TypeError(f"init: expected a checkpoint path, got {self.init!r}")
+        if self.quantize is not None and not isinstance(self.quantize, dict):
+            raise TypeError(f"quantize: expected a format (dict), got {self.quantize!r}")
         if self.encoding not in encoding.ENCODERS:
             raise ValueError(f"encoding: expected one of {sorted(encoding.ENCODERS)}, "
                              f"got {self.encoding!r}")

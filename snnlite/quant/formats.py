@@ -23,7 +23,8 @@ all follow them):
 - leak, on the int64 difference d: ``shift``: ``d >> k`` (tau = 2^k; an arithmetic shift,
   i.e. rounding towards minus infinity); ``multiply``: ``(d * M) >> F`` with
   ``M = round(2^F / tau)`` and F = ``leak_frac_bits`` (12 by default, Loihi's decay width);
-  for tau = 2^k and F >= k the two agree exactly. The step (cf. :mod:`snnlite.kernels.lif`)::
+  for tau = 2^k and F >= k the two agree exactly; an IF neuron (tau = inf) has none. The
+  step (cf. :mod:`snnlite.kernels.lif`)::
 
       h = v + leak(x - (v - r))        decay_input
       h = v - leak(v - r) + x          otherwise            (r: v_reset, 0 for soft reset)
@@ -139,8 +140,11 @@ def leak_constants(tau, fmt):
     """(M, F) of the leak ``(d * M) >> F`` for time constant ``tau`` (see module doc).
 
     ``shift`` needs tau = 2^k (k >= 1) and gives (1, k); ``multiply`` gives
-    (round(2^F / tau), F). Raises ValueError for a tau the chosen form cannot express."""
+    (round(2^F / tau), F); an IF neuron (tau = inf) has no leak: (0, 0). Raises ValueError
+    for a tau the chosen form cannot express."""
     tau = float(tau)
+    if tau == math.inf:
+        return 0, 0
     k = math.log2(tau) if tau > 0 else float("nan")
     if fmt.leak == "shift":
         if not (k >= 1 and k.is_integer()):

@@ -44,10 +44,16 @@ def quantize_net(net, fmt, kind, step=None):
         if p.kind == "maxpool":
             pops.append(QPopulation(p))
             continue
-        if p.kind not in ("lif", "readout"):
-            raise TypeError(f"layer {p.name!r}: {p.kind} neurons cannot be quantized (the "
-                            "integer engine runs LIF neurons and the readout)")
-        weights = [None if q.kind == "identity" else q.weight / q.pool ** 2
+        dyn = p.dynamics
+        if p.kind not in ("lif", "readout") or dyn != "lif":
+            raise TypeError(f"layer {p.name!r}: {dyn if p.kind == 'lif' else p.kind} neurons "
+                            "cannot be quantized (the integer engine runs LIF and IF neurons "
+                            "and the readout)")
+        for q in p.projections:
+            if q.delay:
+                raise TypeError(f"layer {p.name!r}: the recurrent projection {q.name!r} "
+                                "cannot be quantized (the integer engine is feedforward)")
+        weights = [None if q.kind == "identity" else q.weight * q.weight_scale
                    for q in p.projections]
         units = [step if (q.source < 0 and kind == "dense") else 1.0 for q in p.projections]
         lif = p.kind == "lif"

@@ -19,7 +19,8 @@ RECORD (:meth:`QNet.to_record`): ``(meta, arrays)``, a JSON-able dict and {name:
                              "v_threshold", "v_reset" (floats, of the source model),
                              "decay_input", "hard_reset", "leak": [M, F], "bias": bool,
                              "projections": [{"name", "kind", "source", "src_shape",
-                                              "out_shape", "stride", "padding", "pool"}]}]}
+                                              "out_shape", "stride", "padding", "pool",
+                                              "gain"}]}]}   # gain: 1 after sum pooling
     arrays: "p<i>.step" float64 (C,), "p<i>.v_th" / "p<i>.v_reset" int32 (C,) (LIF; the
             reset only for hard reset), "p<i>.bias" int32 (C,), "p<i>.q<j>.w" the weights
             (int8 up to 8 bits, int16 above; identity int32)
@@ -130,6 +131,10 @@ class QNet:
             if p.kind not in KINDS:
                 raise TypeError(f"{where}: {p.kind} neurons are not supported by the integer "
                                 f"engine (supported: {', '.join(KINDS)})")
+            if p.pop.dynamics != "lif" or p.pop.rec_bias is not None or \
+                    any(q.delay for q in p.projections):
+                raise TypeError(f"{where}: CubaLIF and recurrent layers are not supported by "
+                                "the integer engine")
             if p.kind == "maxpool":
                 continue
             C = p.shape[0]
@@ -154,7 +159,7 @@ class QNet:
                     raise ValueError(f"{where}: expected {C} integer reset values")
                 if p.v_th.min() < 1:
                     raise ValueError(f"{where}: thresholds must be positive integers")
-                if not (p.leak_mult >= 1 and 0 <= p.leak_shift <= 62):
+                if not (p.leak_mult >= 0 and 0 <= p.leak_shift <= 62):
                     raise ValueError(f"{where}: invalid leak ({p.leak_mult}, {p.leak_shift})")
             for k, v in vals.items():
                 if v is None:
@@ -188,7 +193,8 @@ class QNet:
                 "projections": [{"name": q.name, "kind": q.kind, "source": int(q.source),
                                  "src_shape": list(q.src_shape), "out_shape": list(q.out_shape),
                                  "stride": int(q.stride), "padding": int(q.padding),
-                                 "pool": int(q.pool)} for q in P.projections]})
+                                 "pool": int(q.pool), "gain": q.gain}
+                                for q in P.projections]})
             if p.step is not None:
                 arrays[f"p{i}.step"] = np.asarray(p.step, np.float64)
             if p.kind == "lif":
@@ -222,6 +228,8 @@ class QNet:
                                    out_shape=tuple(e["out_shape"]), weight=w,
                                    stride=int(e["stride"]), padding=int(e["padding"]),
                                    pool=int(e["pool"]))
+                    if e.get("gain") is not None:
+                        q = replace(q, gain=float(e["gain"]))
                     _check_weight_shape(q, where)
                     projs.append(q)
                 bias = _array(arrays, f"p{i}.bias", where).astype(np.int64) if d["bias"] \
