@@ -45,7 +45,7 @@ class TrainConfig:
     quantize: dict | None = None  # quantization-aware training: a format (snnlite.quant.qat)
 
     RESUME_SAFE: typing.ClassVar[tuple] = ("checkpoint_every", "checkpoint_minutes",
-                                           "eval_batch_size")
+                                           "eval_batch_size", "init")  # init: first step only
     RESUME_FIXED: typing.ClassVar[tuple] = ("model", "num_classes", "dataset", "batch_size",
                                             "train_limit")
 
