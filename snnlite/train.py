@@ -347,7 +347,8 @@ class Trainer:
             for x, y in bar:
                 lr = self.lr_at(st["step"])
                 self.opt.lr = lr
-                loss, correct = self.train_step(x, y)
+                with np.errstate(over="ignore", invalid="ignore"):  # divergence is
+                    loss, correct = self.train_step(x, y)  # caught below and at each save
                 if not math.isfinite(loss):
                     raise DivergenceError(f"loss is {loss}")
                 st["step"] += 1

@@ -68,7 +68,7 @@ def main(argv=None):
         check_numbers(args)
         return args.func(args)
     except KeyboardInterrupt as e:
-        print(f"\n{e}", file=sys.stderr)
+        print(f"\n{e or 'interrupted'}", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - every error becomes one line (or --debug)
         if debug:
