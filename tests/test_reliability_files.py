@@ -247,6 +247,22 @@ def test_save_refuses_non_finite_values_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []  # not even a temporary file
 
 
+def test_import_torch_refuses_non_finite_tensors(tmp_path):
+    from snnlite.io.torch_import import load_torch_state_dict
+    ck = Ckpt()
+    w = np.ones((2, 3), np.float32)
+    w[1, 2] = np.nan
+    path = write_zip(tmp_path / "nan.pth", {"0.weight": ck.tensor(w),
+                                            "0.bias": ck.tensor(np.zeros(2, np.float32))}, ck)
+    model = snnlite.nn.Sequential(snnlite.nn.Linear(3, 2))
+    before = model.state_dict()
+    with pytest.raises(NonFiniteError, match=r"nan.pth: NaN or infinity in 1 tensor\(s\): "
+                                             r"0.weight"):
+        load_torch_state_dict(model, path)
+    for k, v in model.state_dict().items():  # nothing was loaded
+        np.testing.assert_array_equal(v, before[k])
+
+
 # ------------------------------------------------------------------ a small fuzz of the loaders
 ALLOWED = (ValueError, KeyError, pickle.UnpicklingError)
 
