@@ -156,6 +156,50 @@ print(json.dumps(res))
 '''
 
 
+FROM_PEER = r'''
+import sys, warnings, logging
+import numpy as np, torch, nir
+warnings.filterwarnings("ignore")
+logging.disable(logging.WARNING)
+from spikingjelly.activation_based import functional, layer, neuron
+from spikingjelly.activation_based.nir_exchange import export_to_nir
+out = sys.argv[1]
+torch.manual_seed(0)
+net = torch.nn.Sequential(
+    layer.Conv2d(2, 4, 3, padding=1), neuron.IFNode(), layer.Conv2d(4, 4, 3, padding=1),
+    neuron.LIFNode(tau=3.0), layer.Flatten(), layer.Linear(4 * 8 * 8, 6),
+    neuron.CUBALIFNode(c_decay=0.5, v_decay=0.75, v_threshold=0.5))
+with torch.no_grad():
+    for m in net.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            m.weight *= 3
+            m.bias += 0.2
+nir.write(f"{out}/sj.nir", export_to_nir(net, torch.rand(1, 2, 8, 8)))
+x = torch.from_numpy(np.load(f"{out}/x.npy"))
+functional.set_step_mode(net, "m")
+with torch.no_grad():
+    np.save(f"{out}/sj_out.npy", net(x).numpy())
+'''
+
+
+def from_peer(out, python):
+    """SpikingJelly exports IF, LIF and CubaLIF; snnlite imports the file (dt = 1e-4, as
+    the error for a file without dt says) and runs the same input."""
+    from snnlite.io.nir import import_nir
+    proc = subprocess.run([python, "-c", FROM_PEER, str(out)], text=True, capture_output=True,
+                          check=False)
+    if proc.returncode:
+        return f"SpikingJelly export failed: {proc.stderr.strip().splitlines()[-1]}"
+    try:
+        import_nir(out / "sj.nir")
+    except ValueError as e:
+        hint = str(e).split("; ", 1)[1]
+    ref = np.load(out / "sj_out.npy")
+    y = import_nir(out / "sj.nir", dt=1e-4).forward(np.load(out / "x.npy"))
+    return (f"SpikingJelly -> snnlite (IF, LIF, CubaLIF): {int((y != ref).sum())} of {ref.size} "
+            f"output spikes differ ({ref.mean():.2f}); without dt: {hint}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--peer-python", required=True,
@@ -176,6 +220,7 @@ def main(argv=None):
         what = r["error"] if "error" in r else \
             f"{r['differ']} of {r['total']} output spikes differ ({rates[name]:.2f})"
         print(f"{peer:<14}{name:<16}{what}")
+    print(from_peer(out, args.peer_python))
 
 
 if __name__ == "__main__":
