@@ -143,18 +143,21 @@ def braille(rng, nested, bias_rec=True, dt=1e-4):
                         type_check=False)
     if not nested:
         return flat, flat
-    sub = nir.NIRGraph(nodes={"lif1.input": nir.Input(input_type=np.array([H])),
-                              "lif1.lif": lif1, "lif1.w_rec": rec,
-                              "lif1.output": nir.Output(output_type=np.array([H]))},
-                       edges=[("lif1.input", "lif1.lif"), ("lif1.lif", "lif1.w_rec"),
-                              ("lif1.w_rec", "lif1.lif"), ("lif1.lif", "lif1.output")],
+    # snnTorch's export names the inner nodes "input", "lif", ...; the paper's files
+    # "lif1.input", "lif1.lif", ...: both flatten to "lif1.lif"
+    pre = "lif1." if nested == "prefixed" else ""
+    sub = nir.NIRGraph(nodes={f"{pre}input": nir.Input(input_type=np.array([H])),
+                              f"{pre}lif": lif1, f"{pre}w_rec": rec,
+                              f"{pre}output": nir.Output(output_type=np.array([H]))},
+                       edges=[(f"{pre}input", f"{pre}lif"), (f"{pre}lif", f"{pre}w_rec"),
+                              (f"{pre}w_rec", f"{pre}lif"), (f"{pre}lif", f"{pre}output")],
                        type_check=False)
     g = nir.NIRGraph(nodes={**top, "lif1": sub},
                      edges=edges + [("fc1", "lif1"), ("lif1", "fc2")], type_check=False)
     return g, flat
 
 
-@pytest.mark.parametrize("nested", [True, False])
+@pytest.mark.parametrize("nested", ["prefixed", "plain", False])
 @pytest.mark.parametrize("bias_rec", [True, False])
 def test_braille_cuba_recurrent_nested(rng, tmp_path, nested, bias_rec):
     g, flat = braille(rng, nested, bias_rec)
