@@ -6,17 +6,17 @@ import contextlib
 import importlib.util
 import io
 import json
+import re
 import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from conftest import REPO, shared_data_dir
 
 from snnlite import cli, data
 from snnlite.io.checkpoint import load_model
 from snnlite.plot import HINT, gather, read_audit, read_run
-
-from conftest import shared_data_dir
 
 needs_mpl = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
                                reason="matplotlib is not installed (pip install -e \".[plot]\")")
@@ -156,6 +156,7 @@ def test_firing_from_runs_and_audits(runs, audit_json):
 @needs_mpl
 def test_energy_per_layer_and_kind(audit_json):
     from snnlite.plot import energy_figure
+    from snnlite.plot.energy import unit
 
     audit = read_audit(audit_json)
     fig = energy_figure([audit])
@@ -163,13 +164,19 @@ def test_energy_per_layer_and_kind(audit_json):
                             "Energy per layer: audit: ttfs, T=2", "Energy per inference"]
     assert "ESTIMATES" in fig._suptitle.get_text()
     total_ax = fig.axes[-1]
-    assert "MAC (dense input)" in _legend(total_ax) and "AC (spike-driven)" in _legend(total_ax)
-    # the stacked bars of each row add up to the report's total energy (µJ)
+    kinds = [t.get_text() for t in fig.legends[0].get_texts()]  # one legend, below
+    assert kinds[:2] == ["MAC (dense input)", "AC (spike-driven)"]
+    priced = {k for r in audit.results.values() for row in r["layers"]
+              for k, v in row["energy_pj_by_op"].items() if v}
+    assert len(kinds) == len(priced)
+    # the stacked bars of each row add up to the report's total energy, in the axis' unit
+    name, scale = unit(max(r["total"]["energy_pj"] for r in audit.results.values()))
+    assert total_ax.get_xlabel() == f"estimated energy ({name})"
     widths = {}
     for bar in total_ax.patches:
         row = round(bar.get_y() + bar.get_height() / 2)
         widths[row] = widths.get(row, 0.0) + bar.get_width()
-    want = [r["total"]["energy_pj"] / 1e6 for r in audit.results.values()]
+    want = [r["total"]["energy_pj"] / scale for r in audit.results.values()]
     np.testing.assert_allclose([widths[i] for i in range(2)], want, rtol=1e-9)
     # direct input spends MACs in the first layer only; TTFS none at all
     layer_ax = fig.axes[0]
@@ -235,3 +242,21 @@ def test_cli_without_matplotlib_says_how_to_install(monkeypatch, capsys, tmp_pat
     err = capsys.readouterr().err
     assert err == f"snnlite plot: error: {HINT}\n"
     assert 'pip install -e ".[plot]"' in err
+
+
+def test_readme_figures_are_committed_with_their_commands():
+    """Each picture the README shows is in examples/figures and follows the snnlite plot
+    command that writes it (``--out examples/figures --name NAME`` -> ``NAME-KIND.png``)."""
+    text = (REPO / "README.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\((examples/figures/[\w.-]+\.png)\)", text)
+    assert len(images) >= 5
+    for image in images:
+        path = REPO / image
+        assert path.read_bytes()[:8] == PNG and path.stat().st_size < 200_000, image
+        name, kind = re.fullmatch(r"examples/figures/(\w+)-([\w-]+)\.png", image).groups()
+        before = text[:text.index(f"]({image})")]
+        command = before[before.rindex("snnlite plot"):]
+        command = " ".join(command.replace("\\\n", " ").split("```")[0].split())
+        assert "--out examples/figures" in command and f"--name {name}" in command, image
+        kinds = re.search(r"--kind ([\w -]+?)(?: --|$)", command)
+        assert kinds is None or kind in kinds.group(1).split(), image

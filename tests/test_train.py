@@ -11,10 +11,10 @@ import pytest
 
 import snnlite
 from snnlite import data, encoding, losses, optim
-from snnlite.io.checkpoint import _umask, load_checkpoint, save_checkpoint
+from snnlite.io.checkpoint import _umask, load_checkpoint, load_model, save_checkpoint
 from snnlite.io.config import TrainConfig
 from snnlite.losses import DivergenceError
-from snnlite.train import Trainer
+from snnlite.train import Trainer, evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -92,11 +92,14 @@ def _quickstart():
     return quickstart
 
 
-def test_quickstart_learns(mini):
-    path, _ = mini
-    hist = _quickstart().run(path, epochs=3, T=2, progress=False)
+def test_quickstart_learns(mini, tmp_path):
+    path, (_, test) = mini
+    hist = _quickstart().run(path, epochs=3, T=2, progress=False, out=tmp_path / "q.h5")
     assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.1
     assert hist[-1]["train_acc"] > 0.2 and hist[-1]["test_acc"] > 0.15  # chance is 0.1
+    model, cfg = load_model(tmp_path / "q.h5")  # the checkpoint it saves, as commands read it
+    acc = evaluate(model, test, cfg.T)["acc"]  # batches of 200, not all 500 at once:
+    assert cfg.T == 2 and acc == pytest.approx(hist[-1]["test_acc"], abs=0.005)  # 2 images
 
 
 def _cfg(**kw):

@@ -23,22 +23,31 @@ def _groups(audits):
             for a in audits for enc, res in a.results.items()]
 
 
+def unit(pj):
+    """(name, picojoules per unit) that shows ``pj`` as a number from 1 to 1000."""
+    for name, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
+        if abs(pj) >= scale:
+            return name, scale
+    return "pJ", 1.0
+
+
 def energy_figure(audits, title=None):
-    """Panels "Energy per layer: <report>: <encoding>" (nJ per inference, stacked by
-    operation kind) and "Energy per inference" (µJ, one bar per report and encoding)."""
+    """Panels "Energy per layer: <report>: <encoding>" (per inference, stacked by operation
+    kind, one scale for all) and "Energy per inference" (one bar per report and encoding,
+    annotated with its total and, where the report splits them, compute and memory); the
+    operation kinds' legend below."""
     groups = _groups(audits)
     if not groups:
         raise ValueError("energy: needs an audit report (snnlite audit CKPT --format json "
                          "> a.json)")
-    ops = []
-    for _, _, res in groups:
-        for layer in res["layers"]:
-            ops += [k for k in layer["energy_pj_by_op"] if k not in ops]
+    rows = [row for _, _, res in groups for row in res["layers"] + [res["total"]]]
+    ops = list(dict.fromkeys(k for row in rows for k in row["energy_pj_by_op"]))
+    ops = [k for k in ops if any(_pj(row["energy_pj_by_op"], k) for row in rows)]
     op_col = dict(zip(ops, colours(len(ops))))
     n = len(groups)
-    top = max(layer["energy_pj"] for _, _, res in groups for layer in res["layers"])
-    unit, scale = ("µJ", 1e6) if top >= 1e7 else ("nJ", 1e3)
-    fig, axes = figure(1, n + 1, width=4.2 * n + 4.8, height=4.4)
+    name, scale = unit(max(layer["energy_pj"] for _, _, res in groups
+                           for layer in res["layers"]))
+    fig, axes = figure(1, n + 1, width=4.2 * n + 4.8, height=4.6)
     axes = list(axes[0])
     for ax, (label, _, res) in zip(axes, groups):
         if ax is not axes[0]:
@@ -47,9 +56,8 @@ def energy_figure(audits, title=None):
         bottom = [0.0] * len(layers)
         for op in ops:
             v = [_pj(layer["energy_pj_by_op"], op) / scale for layer in layers]
-            if any(v):
-                ax.bar(range(len(layers)), v, 0.7, bottom=bottom, color=op_col[op],
-                       label=_label(op))
+            ax.bar(range(len(layers)), v, 0.7, bottom=bottom, color=op_col[op],
+                   label=_label(op))
             bottom = [b + x for b, x in zip(bottom, v)]
         ax.set_xticks(range(len(layers)), [f"{layer['name']}\n{layer['kind']}"
                                            for layer in layers], fontsize="small")
@@ -57,22 +65,29 @@ def energy_figure(audits, title=None):
         tidy(ax, f"Energy per layer: {label}",
              "layer (node name, kind)" + (f"\naccuracy {acc * 100:.1f}% on {res['samples']} "
                                           "images" if acc is not None else ""),
-             f"energy per inference ({unit})")
+             f"energy per inference ({name})")
     ax = axes[-1]
+    name, scale = unit(max(res["total"]["energy_pj"] for _, _, res in groups))
     left = [0.0] * n
     for op in ops:
-        v = [_pj(res["total"]["energy_pj_by_op"], op) / 1e6 for _, _, res in groups]
-        if any(v):
-            ax.barh(range(n), v, 0.6, left=left, color=op_col[op], label=_label(op))
+        v = [_pj(res["total"]["energy_pj_by_op"], op) / scale for _, _, res in groups]
+        ax.barh(range(n), v, 0.6, left=left, color=op_col[op])
         left = [a + b for a, b in zip(left, v)]
     for i, (_, _, res) in enumerate(groups):
-        ax.annotate(f"{res['total']['energy_pj'] / 1e6:.2f} µJ", (left[i], i),
-                    textcoords="offset points", xytext=(3, 0), va="center", fontsize="small")
+        t = res["total"]
+        note = f"{t['energy_pj'] / scale:.3g} {name}"
+        if t.get("memory_pj"):
+            note += (f"\ncompute {t['compute_pj'] / scale:.3g}\n"
+                     f"memory {t['memory_pj'] / scale:.3g}")
+        ax.annotate(note, (left[i], i), textcoords="offset points", xytext=(4, 0),
+                    va="center", fontsize="small")
     ax.set_yticks(range(n), [g[0] for g in groups], fontsize="small")
     ax.invert_yaxis()
-    ax.set_xlim(0, max(left) * 1.3 or 1)
-    tidy(ax, "Energy per inference", "estimated energy (µJ)", "")
-    ax.legend(fontsize="small", title="operation", loc="best")
+    ax.set_xlim(0, max(left) * 1.45 or 1)
+    tidy(ax, "Energy per inference", f"estimated energy ({name})", "")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(ops), 5),
+               fontsize="small", title="operation kind")
     target = audits[0].report.get("target", {}).get("name", "?")
     fig.suptitle(title or f"Energy ESTIMATES per inference (exact operation counts × "
                           f"per-operation energies of target {target})")
