@@ -5,6 +5,7 @@ import argparse
 
 import numpy as np
 import pytest
+from conftest import shared_data_dir
 
 from snnlite import _config, cli, data
 from snnlite._version import __version__
@@ -12,8 +13,6 @@ from snnlite.cli import banner as B
 from snnlite.cli.common import number, print_table
 from snnlite.io.config import TrainConfig
 from snnlite.train import ETA_STEPS, Trainer
-
-from conftest import shared_data_dir
 
 
 def _commands():
