@@ -179,3 +179,27 @@ def test_train_and_transfer_quantize_flags(mini, tmp_path, capsys):
     code, _, err = _cli(capsys, "train", "--state-bits", 12, "--data", mini, "--out",
                         tmp_path / "u")
     assert code == 2 and "--state-bits needs --quantize BITS" in err
+
+
+def test_audit_runs_the_integer_engine_and_checks_it_against_the_runtime(q8, mini, capsys):
+    code, out, err = _cli(capsys, "audit", q8, "--data", mini, "--samples", 4, "--batch-size",
+                          2, "--format", "json", "--check", "--target", "loihi")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert set(doc["results"]) == {"direct"} and doc["checked"] is True
+    res = doc["results"]["direct"]
+    assert [lay["name"] for lay in res["layers"]] == ["0", "3", "7", "11", "16"]
+    assert res["saturated"] == 0 and "neurobench" not in res
+    assert doc["fit"]["formats"] == {"weight_bits": 8, "state_bits": 16}
+    qnet, _, _ = load_quantized(q8)
+    from snnlite.quant.evaluate import audit_quantized
+    _, test = data.load_mini(mini)
+    imgs = test.images[:4].astype(np.float32) / np.float32(255)
+    ref = audit_quantized(qnet, imgs, test.labels[:4], test.mean, test.std, ["direct"], 4,
+                          "loihi")
+    assert ref["results"]["direct"]["total"]["synops"] == res["total"]["synops"]
+    code, _, err = _cli(capsys, "audit", q8, "--data", mini, "--samples", 2, "--format",
+                        "neurobench")
+    assert code == 2 and "NeuroBench" in err
+    code, text, err = _cli(capsys, "audit", q8, "--data", mini, "--samples", 2, "--check")
+    assert code == 0 and "every spike and the readout match the numpy runtime" in text

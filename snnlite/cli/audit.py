@@ -22,7 +22,11 @@ RESULT is documented in :mod:`snnlite.event.report`, NEUROBENCH in
 {encoding: NEUROBENCH}. ``--check`` also runs the dense forward (float64) and exits with
 status 3 unless every count agrees exactly; ``--require-fit`` exits with status 4 when the
 model breaks a constraint of the target. Integer formats (weight and state bits) are read
-from the checkpoint's config ``quant`` entry when it records one.
+from the checkpoint's config ``quant`` entry when it records one. A quantized checkpoint
+(``snnlite quantize``) is audited through the integer engine (its own spikes and counts;
+RESULT gains ``saturated``, clipped membranes per sample; no NeuroBench metrics), on the
+encoding it was quantized for unless ``--encoding`` names others; ``--check`` then compares
+every spike and the readout with the numpy runtime (:mod:`snnlite.runtime`).
 """
 import json
 import sys
@@ -34,8 +38,11 @@ from ..event.report import ESTIMATE_NOTE, SCHEMA_VERSION, format_table, to_csv
 from ..event.targets import get_target, names
 from ..event.targets_fit import format_fit, formats_from_config
 from ..io.checkpoint import load_model, read_config
+from ..quant.checkpoint import is_quantized, load_quantized
+from ..quant.evaluate import audit_quantized
 from .common import load_data
 
+DEFAULT_ENCODINGS = ["direct", "ttfs"]
 SCHEMA = __doc__[__doc__.index("    {\"format\""):__doc__.index("RESULT is documented")]
 
 
@@ -48,8 +55,9 @@ def add_parser(subparsers):
                     "memory) on a target profile, NeuroBench's metrics and a check of the "
                     "target's constraints. Conventions: the snnlite.event module docstring.")
     a.add_argument("checkpoint", help="checkpoint file (.h5)")
-    a.add_argument("--encoding", nargs="+", default=["direct", "ttfs"], choices=ENCODINGS,
-                   help="input encodings to audit, side by side")
+    a.add_argument("--encoding", nargs="+", default=DEFAULT_ENCODINGS, choices=ENCODINGS,
+                   help="input encodings to audit, side by side (a quantized checkpoint: the "
+                        "encoding it was quantized for, unless given)")
     a.add_argument("--samples", type=int, default=16, help="first N test images")
     a.add_argument("--T", type=int, default=None, help="time steps (default: the checkpoint's)")
     a.add_argument("--target", default="cmos45_fp32",
@@ -72,7 +80,16 @@ def run(args):
     if args.samples < 1 or args.batch_size < 1:
         raise ValueError("--samples and --batch-size must be positive")
     target = get_target(args.target)
-    model, cfg = load_model(args.checkpoint)
+    quantized = is_quantized(args.checkpoint)
+    if quantized:  # the integer model, through the integer engine
+        qnet, cfg, rec = load_quantized(args.checkpoint)
+        if args.format == "neurobench":
+            raise ValueError("--format neurobench: NeuroBench's metrics are computed for float "
+                             "models; audit the float source checkpoint for them")
+        if args.encoding == DEFAULT_ENCODINGS:
+            args.encoding = [rec.get("calibration", {}).get("encoding", "direct")]
+    else:
+        model, cfg = load_model(args.checkpoint)
     formats = formats_from_config(read_config(args.checkpoint))
     T = args.T or cfg.T
     if T < 1:
@@ -80,8 +97,12 @@ def run(args):
     _, test = load_data(cfg.dataset, args.data)
     n = min(args.samples, len(test))
     images = test.images[:n].astype(np.float32) / np.float32(255)
-    out = audit_model(model, images, test.labels[:n], test.mean, test.std, args.encoding, T,
-                      target, args.batch_size, args.check, formats)
+    if quantized:
+        out = audit_quantized(qnet, images, test.labels[:n], test.mean, test.std, args.encoding,
+                              T, target, args.batch_size, formats, args.check)
+    else:
+        out = audit_model(model, images, test.labels[:n], test.mean, test.std, args.encoding,
+                          T, target, args.batch_size, args.check, formats)
     results, problems, report = out["results"], out["problems"], out["fit"]
     if args.format == "json":
         print(json.dumps({"format": "snnlite-audit", "version": SCHEMA_VERSION,
@@ -99,14 +120,15 @@ def run(args):
                                             f"{cfg.dataset} test[:{n}], T={T})"))
         print(format_fit(report))
         if args.check:
-            print("check: " + ("every count matches the dense path" if not any(
-                problems.values()) else "MISMATCHES (see stderr)"))
+            ok = "every spike and the readout match the numpy runtime" if quantized else \
+                "every count matches the dense path"
+            print("check: " + (ok if not any(problems.values()) else "MISMATCHES (see stderr)"))
     failed = {k: v for k, v in problems.items() if v}
     if failed:
         for enc, msgs in failed.items():
             for m in msgs:
-                print(f"snnlite audit: {enc}: event and dense counts differ: {m}",
-                      file=sys.stderr)
+                what = "integer engine and runtime" if quantized else "event and dense counts"
+                print(f"snnlite audit: {enc}: {what} differ: {m}", file=sys.stderr)
         return 3
     if args.require_fit and not report["fits"]:
         print(f"snnlite audit: the model does not fit {target.name}: "

@@ -49,30 +49,61 @@ def event_net(qnet):
     return EventNet(qnet.input_shape, [p.pop for p in qnet.populations], np.float64)
 
 
+def runtime_mismatches(qnet, x, res):
+    """Differences between the integer engine's result ``res`` (recorded) on x and the numpy
+    runtime's (:mod:`snnlite.runtime`, an independent implementation): spikes of every
+    layer and step, their counts, the integer readout and the logits."""
+    from .. import runtime
+
+    meta, arrays = qnet.to_record()
+    rt = runtime.run(runtime.from_record(meta, arrays), x, record=True)
+    bad = []
+    for lc in res.counts.layers:
+        if lc.kind == "readout":
+            continue
+        s = rt.spikes[lc.name]
+        if not np.array_equal(s, res.spikes[lc.name]):
+            bad.append(f"{lc.name}: spikes differ")
+        if not np.array_equal(s.reshape(s.shape[0], s.shape[1], -1).sum(2).T, lc.out_spikes):
+            bad.append(f"{lc.name}: out_spikes differ from the runtime's spikes")
+        if lc.name in rt.saturated and not np.array_equal(rt.saturated[lc.name],
+                                                          res.saturated[lc.name]):
+            bad.append(f"{lc.name}: saturations differ")
+    if not np.array_equal(rt.acc, res.acc) or not np.array_equal(rt.logits, res.logits):
+        bad.append("readout differs")
+    return bad
+
+
 def audit_quantized(qnet, images, labels, mean, std, encodings, T, target, batch_size=16,
-                    formats=None):
+                    formats=None, check=False):
     """The integer engine's counts and energy estimates per encoding, as
     :func:`snnlite.event.audit.audit_model` returns them for a float model (RESULT of
     :mod:`snnlite.event.report`, plus ``"saturated"``: clipped membranes per sample), without
-    NeuroBench's metrics."""
+    NeuroBench's metrics. ``check``: compare every batch with the numpy runtime
+    (:func:`runtime_mismatches`)."""
     target = get_target(target)
     net = event_net(qnet)
     formats = formats or {"weight_bits": qnet.fmt.weight_bits,
                           "state_bits": qnet.fmt.state_bits}
-    results = {}
+    results, problems = {}, {}
     for enc in encodings:
         check_encoding(qnet, enc)
-        parts, logits, sat = [], [], 0
+        parts, logits, sat, bad = [], [], 0, []
         for i in range(0, len(images), batch_size):
-            res = qengine.run(qnet, model_input(images[i:i + batch_size], enc, T, mean, std))
+            x = model_input(images[i:i + batch_size], enc, T, mean, std)
+            res = qengine.run(qnet, x, record=check)
+            if check:
+                bad += [f"samples {i}+: {m}" for m in runtime_mismatches(qnet, x, res)]
             parts.append(res.counts)
             logits.append(res.logits)
             sat += sum(int(v.sum()) for v in res.saturated.values())
         results[enc] = summarize(Counts.concat(parts), target, enc, np.concatenate(logits),
                                  labels, net=net, formats=formats)
         results[enc]["saturated"] = sat / len(images)
-    return {"results": results, "problems": {enc: [] for enc in encodings},
-            "fit": fit(net, target, formats), "net": net}
+        problems[enc] = bad
+    return {"results": results, "problems": problems, "fit": fit(net, target, formats),
+            "net": net}
 
 
-__all__ = ["audit_quantized", "check_encoding", "evaluate_quantized", "event_net"]
+__all__ = ["audit_quantized", "check_encoding", "evaluate_quantized", "event_net",
+           "runtime_mismatches"]

@@ -10,8 +10,8 @@ layer and step, the same integer readout and logits, slower (dense numpy arithme
 of event-driven kernels). Import it where numba or LLVM cannot go; the package root it sits
 in imports nothing heavy until asked.
 """
-from .bundle import BUNDLE_FORMAT, BUNDLE_VERSION, Bundle, load_bundle
+from .bundle import BUNDLE_FORMAT, BUNDLE_VERSION, Bundle, from_record, load_bundle
 from .execute import RuntimeResult, prepare, run
 
-__all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "Bundle", "RuntimeResult", "load_bundle",
-           "prepare", "run"]
+__all__ = ["BUNDLE_FORMAT", "BUNDLE_VERSION", "Bundle", "RuntimeResult", "from_record",
+           "load_bundle", "prepare", "run"]

@@ -88,6 +88,14 @@ def load_bundle(path):
     return Bundle(doc, pops, where)
 
 
+def from_record(net, arrays, model=None, where="integer model"):
+    """A :class:`Bundle` from an integer net's record (``QNet.to_record()``: the meta dict
+    and its arrays) without a file, checked as :func:`load_bundle` checks one."""
+    doc = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "model": model or {},
+           "net": net}
+    return Bundle(doc, _populations(net, dict(arrays), where), where)
+
+
 def _int_array(files, key, where, shape, lo, hi):
     if key not in files:
         _fail(where, f"missing array {key!r}")
