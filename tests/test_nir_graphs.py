@@ -94,6 +94,13 @@ def test_if_conv_net_with_sum_pooling(rng, tmp_path):
     with pytest.raises(ValueError, match=r"node '1' \(IF\): r \* dt = 0.0001, not 1.*needs "
                                          r"dt = 1 / r = 1"):
         import_nir(path, dt=1e-4)
+    # sinabs's IAF subtracts the threshold: soft_reset reads every neuron that way
+    soft = import_nir(path, dt=1.0, soft_reset=True)
+    assert all(x.v_reset is None for x in soft.layers() if isinstance(x, IF))
+    ref_soft, _ = simulate(g, x, dt=1.0, soft={"1", "3", "7"})
+    y_soft = run(soft, x)
+    np.testing.assert_array_equal(y_soft, ref_soft)
+    assert not np.array_equal(y_soft, y)
 
 
 # ---------------------------------------------------------------- LIF without v_reset

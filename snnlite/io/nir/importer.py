@@ -34,10 +34,10 @@ FEEDBACK_TYPES = ("Affine", "Linear", "Scale")
 
 
 class _Importer:
-    def __init__(self, nodes, dt, path, cells=None):
+    def __init__(self, nodes, dt, path, cells=None, soft_reset=False):
         self.nodes, self.dt, self.path = nodes, dt, path
         self.cells = cells or {}
-        self.neurons = NeuronReader(self, dt)
+        self.neurons = NeuronReader(self, dt, soft_reset)
 
     def node(self, name):
         return self.nodes[name]
@@ -275,7 +275,7 @@ def _graph(path, graph):
     return nodes, edges
 
 
-def import_nir(path, dt=None):
+def import_nir(path, dt=None, soft_reset=False):
     """Rebuild a snnlite model from the NIR graph in ``path``.
 
     ``dt`` converts NIR time constants to steps (``tau = tau_nir / dt``); by default it is
@@ -285,6 +285,10 @@ def import_nir(path, dt=None):
     ``Sequential`` and any other graph a :class:`~snnlite.nn.GraphModule`; a ``readout =
     "mean_over_time"`` in the metadata adds a final ``TimeMean``. Parameters keep the
     dtype stored in the file.
+
+    ``soft_reset=True`` makes every neuron reset by subtracting its threshold (the file's
+    ``v_reset`` must be 0): what sinabs's ``IAF`` does and nir 1.0.4 describes for LIF,
+    though NIR's nodes say "reset to v_reset".
     """
     graph = read_nir(path)
     meta = graph["metadata"]
@@ -315,7 +319,7 @@ def import_nir(path, dt=None):
     dead = [n for n in order if not succs[n] and n != out]
     if dead:
         raise ValueError(f"{path}: NIR nodes {dead} do not lead to the Output node")
-    imp = _Importer(nodes, dt, path, cells)
+    imp = _Importer(nodes, dt, path, cells, bool(soft_reset))
     shapes = {inp: _input_shape(imp, inp, [nodes[s] for s in succs[inp]])}
     layers = OrderedDict()
     for name in order[1:]:

@@ -101,8 +101,8 @@ class NeuronReader:
     """Builds snnlite neurons from NIR neuron nodes for one ``dt``; ``imp`` is the importer
     (its ``fail``, ``field`` and ``node`` methods)."""
 
-    def __init__(self, imp, dt):
-        self.imp, self.dt = imp, dt
+    def __init__(self, imp, dt, soft_reset=False):
+        self.imp, self.dt, self.soft_reset = imp, dt, soft_reset
 
     def values(self, name, keys, shape, defaults):
         """{key: the one value of field ``key``} (NIR defaults where absent)."""
@@ -133,8 +133,10 @@ class NeuronReader:
         return t
 
     def reset(self, name, vals, leak_key=None):
-        """v_reset for the module (None for snnlite's soft reset, from node metadata)."""
-        soft = self.imp.node(name).get("metadata", {}).get("reset_mode") == "soft"
+        """v_reset for the module (None for snnlite's soft reset: from node metadata, or
+        for every neuron when the importer is told ``soft_reset``)."""
+        soft = self.soft_reset or \
+            self.imp.node(name).get("metadata", {}).get("reset_mode") == "soft"
         if soft:
             if vals["v_reset"] != 0 or (leak_key and vals[leak_key] != 0):
                 self.imp.fail(name, "soft reset needs v_leak = v_reset = 0, got "
