@@ -53,14 +53,16 @@ def test_defaults_are_shown_as_typed():
     assert "(default: None)" not in text and "(default: False)" not in text
 
 
-def test_top_level_help_lists_every_command_once(capsys):
+def test_top_level_help_lists_every_command_on_one_line(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     text = capsys.readouterr().out
+    lines = text[text.index("commands:"):].splitlines()
     _, sub = _commands()
     for action in sub._choices_actions:
-        line = " ".join(action.help.split())
-        assert action.dest in text and line in " ".join(text.split()), action.dest
+        assert [ln for ln in lines if ln.split()[:1] == [action.dest]] == \
+            [f"    {action.dest:<12}    {action.help}"], action.dest
     assert "COMMAND\n" not in text and "``" not in text
     with pytest.raises(SystemExit) as e:
         cli.main(["--version"])

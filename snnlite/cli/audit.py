@@ -48,8 +48,7 @@ SCHEMA = __doc__[__doc__.index("    {\"format\""):__doc__.index("RESULT is docum
 
 def add_parser(subparsers):
     a = subparsers.add_parser(
-        "audit", help="exact spike/synop/MAC counts, energy estimates and target fit of a "
-                      "checkpoint",
+        "audit", help="exact spike/synop/MAC counts, energy estimates, target fit",
         description="Exact spike, synop and MAC counts of a checkpoint on the first N test "
                     "images, per encoding side by side, with energy ESTIMATES (compute and "
                     "memory) on a target profile, NeuroBench's metrics and a check of the "

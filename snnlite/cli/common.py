@@ -16,6 +16,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     already states it (say, ``default: the checkpoint's`` where the default is None) or the
     option is an on/off flag; lists show as they are typed (``direct ttfs``)."""
 
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._action_max_length = 18  # every command name on its help's line
+
     def _get_help_string(self, action):
         text = action.help or ""
         d = action.default

@@ -11,8 +11,8 @@ from ..quant.checkpoint import load_quantized
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("export", help="export a checkpoint's model (NIR, or an "
-                                             "integer bundle for snnlite.runtime)")
+    p = subparsers.add_parser("export", help="export a checkpoint (NIR, or an integer "
+                                             "runtime bundle)")
     p.add_argument("checkpoint", type=Path, help="checkpoint file (.h5)")
     p.add_argument("out", type=Path, nargs="?", default=None,
                    help="file to write (a bundle's default: the checkpoint's name, .npz)")

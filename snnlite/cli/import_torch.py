@@ -14,8 +14,7 @@ from .common import DATASETS
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "import-torch", help="convert a PyTorch/SpikingJelly state dict (.pth) to a "
-                             "snnlite checkpoint")
+        "import-torch", help="convert a PyTorch/SpikingJelly .pth to a checkpoint")
     p.add_argument("file", type=Path, help="the .pth file (read without torch)")
     p.add_argument("--model", required=True, choices=sorted(models.MODELS),
                    help="the snnlite model of the same structure (required)")

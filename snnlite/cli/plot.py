@@ -18,7 +18,7 @@ AUTO = "auto"
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "plot", help="figures of runs and audits: curves, firing, energy, rasters, KL/gap",
+        "plot", help="figures: curves, firing, energy, spike rasters, KL vs gap",
         description="Draw figures of run folders (a folder of run folders counts as its "
                     "runs), audit reports (snnlite audit --format json) and checkpoints. "
                     "Needs matplotlib (pip install -e \".[plot]\").")

@@ -15,7 +15,7 @@ FORMATS = {"wall_s": ",.1f"}
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "transfer", help="direct-to-event transfer of a trained checkpoint (SKD, TSF, ...)",
+        "transfer", help="direct-to-event transfer of a checkpoint (SKD, TSF, ...)",
         description="Finetune a copy of a direct-coded checkpoint on event (TTFS) input, "
                     "distilling from the frozen original (D2E).")
     p.add_argument("--teacher", required=True,
