@@ -340,3 +340,16 @@ def test_cli_import_needs_no_nir_for_new_layers(tmp_path):
                           check=False, env={**os.environ, "NUMBA_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "Recurrent"
+
+
+def test_flatten_subgraph_with_a_pass_through():
+    """A subgraph whose Input also reaches its Output directly (a residual inside): the
+    outer edges join across it."""
+    from snnlite.io.nir.graphs import flatten
+    sub = {"type": "NIRGraph", "nodes": {"i": {"type": "Input"}, "a": {"type": "Affine"},
+                                         "o": {"type": "Output"}},
+           "edges": [("i", "a"), ("a", "o"), ("i", "o")]}
+    nodes = {"input": {"type": "Input"}, "g": sub, "output": {"type": "Output"}}
+    got_nodes, got = flatten(nodes, [("input", "g"), ("g", "output")], "f.nir")
+    assert sorted(got_nodes) == ["g.a", "input", "output"]
+    assert sorted(got) == [("g.a", "output"), ("input", "g.a"), ("input", "output")]

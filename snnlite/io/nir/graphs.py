@@ -36,8 +36,8 @@ def _inline(nodes, edges, sub, where):
             if n not in inner:
                 raise ValueError(f"{where}: NIR edge ({a!r}, {b!r}) in subgraph {sub!r} names "
                                  f"a missing node {n!r}")
-    after_in = [b for a, b in inner_edges if a == i_name]
-    before_out = [a for a, b in inner_edges if b == o_name]
+    after_in = [b for a, b in inner_edges if a == i_name and b != o_name]
+    before_out = [a for a, b in inner_edges if b == o_name]  # i_name: a pass-through
     ports_in = {sub, f"{sub}.{i_name}", rename(i_name)}
     ports_out = {sub, f"{sub}.{o_name}", rename(o_name)}
     for n, v in inner.items():
@@ -47,17 +47,13 @@ def _inline(nodes, edges, sub, where):
                 raise ValueError(f"{where}: flattening subgraph {sub!r} makes two nodes "
                                  f"named {new!r}")
             nodes[new] = v
+    outer_in = [a for a, b in edges if b in ports_in]
     out = []
     for a, b in edges:
-        srcs = [rename(x) if x != i_name else None for x in before_out] if a in ports_out \
-            else [a]
+        srcs = [rename(x) for x in before_out if x != i_name] + \
+            (outer_in if i_name in before_out else []) if a in ports_out else [a]
         dsts = [rename(x) for x in after_in] if b in ports_in else [b]
-        for s in srcs:
-            for d in dsts:
-                if s is None:  # the subgraph passes its input straight through
-                    out.extend((a2, d) for a2, b2 in edges if b2 in ports_in)
-                else:
-                    out.append((s, d))
+        out.extend((x, y) for x in srcs for y in dsts)
     for a, b in inner_edges:
         if a != i_name and b != o_name:
             out.append((rename(a), rename(b)))
