@@ -113,6 +113,19 @@ def test_bad_input_is_a_clear_error(q8, mini, tmp_path, capsys):
     assert code == 0, err  # a dense-input model takes spikes as input values of 1
     with pytest.raises(ValueError, match="a float checkpoint; loading an integer model needs"):
         load_quantized(TEACHER)
+    import shutil
+
+    import h5py
+    newer = tmp_path / "newer.h5"
+    shutil.copy(q8, newer)
+    with h5py.File(newer, "a") as f:
+        f["quant"].attrs["version"] = 2
+    with pytest.raises(ValueError, match="quantized model format version 2; this snnlite "
+                                         "reads version 1"):
+        load_quantized(newer)
+    code, _, err = _cli(capsys, "train", "--quantize", 8, "--data", mini, "--out",
+                        tmp_path / "v")
+    assert code == 2 and "give the checkpoint to start from with --init" in err
 
 
 # ------------------------------------------------------------------------ QAT

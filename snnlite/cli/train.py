@@ -64,6 +64,9 @@ def add_parser(subparsers):
 
 
 def run(args):
+    if args.quantize is not None and args.init is None:
+        raise ValueError("--quantize finetunes a trained model (its batch-norm statistics are "
+                         "frozen): give the checkpoint to start from with --init CKPT")
     cfg = TrainConfig(model=args.model, dataset=args.dataset, T=args.T, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                       warmup_epochs=args.warmup_epochs, encoding=args.encoding, seed=args.seed,
