@@ -386,7 +386,7 @@ def test_cli_export(tmp_path, capsys):
     ck = tmp_path / "ck.h5"
     save_checkpoint(ck, m.state_dict(), {"model": "cifarnet_small", "T": 4}, {})
     out = tmp_path / "m.nir"
-    assert cli.main(["export", str(ck), "--format", "nir", str(out), "--dt", "0.5"]) == 0
+    assert cli.main(["export", str(ck), str(out), "--format", "nir", "--dt", "0.5"]) == 0
     assert "m.nir" in capsys.readouterr().out
     g = read_nir(out)
     assert g["metadata"]["dt"] == 0.5 and np.all(g["nodes"]["2"]["tau"] == 1.0)
