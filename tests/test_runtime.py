@@ -62,7 +62,7 @@ def teacher_bundle(tmp_path_factory):
     d = tmp_path_factory.mktemp("bundle")
     assert cli.main(["quantize", str(teacher), "--bits", "8", "--data", str(mini),
                      "--calibration", "32", "--out", str(d / "q8.h5")]) == 0
-    assert cli.main(["export", str(d / "q8.h5"), "--format", "bundle"]) == 0
+    assert cli.main(["export", str(d / "q8.h5"), "--format", "bundle", str(d / "q8.npz")]) == 0
     return d / "q8.h5", d / "q8.npz", mini
 
 

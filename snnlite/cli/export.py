@@ -1,5 +1,5 @@
 """``snnlite export CKPT --format nir OUT.nir [--dt 1e-4] [--input-shape 3 32 32]``: write a
-checkpoint's model as a NIR graph. ``snnlite export Q.h5 [OUT.npz] --format bundle``: a
+checkpoint's model as a NIR graph. ``snnlite export Q.h5 OUT.npz --format bundle``: a
 quantized checkpoint's integer model as one ``.npz`` for :mod:`snnlite.runtime` (numpy
 only)."""
 from pathlib import Path
@@ -14,8 +14,7 @@ def add_parser(subparsers):
     p = subparsers.add_parser("export", help="export a checkpoint (NIR, or an integer "
                                              "runtime bundle)")
     p.add_argument("checkpoint", type=Path, help="checkpoint file (.h5)")
-    p.add_argument("out", type=Path, nargs="?", default=None,
-                   help="file to write (a bundle's default: the checkpoint's name, .npz)")
+    p.add_argument("out", type=Path, help="file to write (.nir, or .npz for a bundle)")
     p.add_argument("--format", default="nir", choices=["nir", "bundle"],
                    help="output format: nir, or bundle (a quantized checkpoint's integer "
                         "model as one .npz that snnlite.runtime runs with numpy alone)")
@@ -31,8 +30,6 @@ def add_parser(subparsers):
 def run(args):
     if args.format == "bundle":
         return _bundle(args)
-    if args.out is None:
-        raise ValueError("export --format nir: give the file to write (OUT.nir)")
     model, _ = load_model(args.checkpoint)
     model.eval()
     out = export_nir(model, args.out, dt=args.dt, input_shape=tuple(args.input_shape))
@@ -49,8 +46,7 @@ def _bundle(args):
     model = {"name": cfg.model, "num_classes": cfg.num_classes, "dataset": cfg.dataset,
              "T": cal.get("T", cfg.T), "encoding": cal.get("encoding", cfg.encoding),
              "mean": cal["mean"], "std": cal["std"], "label_names": cal.get("label_names")}
-    out = args.out or args.checkpoint.with_suffix(".npz")
-    write_bundle(out, qnet, model, rec.get("source", {}))
-    print(f"{args.checkpoint}: wrote {out} (bundle: integer model for snnlite.runtime, "
+    write_bundle(args.out, qnet, model, rec.get("source", {}))
+    print(f"{args.checkpoint}: wrote {args.out} (bundle: integer model for snnlite.runtime, "
           f"{qnet.fmt.describe()})")
     return 0
