@@ -353,3 +353,26 @@ def test_flatten_subgraph_with_a_pass_through():
     got_nodes, got = flatten(nodes, [("input", "g"), ("g", "output")], "f.nir")
     assert sorted(got_nodes) == ["g.a", "input", "output"]
     assert sorted(got) == [("g.a", "output"), ("input", "g.a"), ("input", "output")]
+
+
+def test_fuzzed_files_fail_with_one_clear_error(tmp_path):
+    """Random byte changes to a NIR file: it loads, or import_nir raises a ValueError that
+    names the file; no other exception escapes (the fuzz found dangling links, corrupt
+    datatypes and undecodable strings)."""
+    rng = np.random.default_rng(7)
+    m = Sequential(Conv2d(2, 3, 3, 1, 1, rng=rng), LIF(), Flatten(), Linear(3 * 16, 4, rng=rng),
+                   Recurrent(CubaLIF(2.0, 3.0), Linear(4, 4, rng=rng)), TimeMean())
+    src = export_nir(m.eval(), tmp_path / "a.nir", input_shape=(2, 4, 4)).read_bytes()
+    bad = tmp_path / "fuzz.nir"
+    refused = 0
+    for _ in range(60):
+        b = bytearray(src)
+        for i in rng.integers(0, len(b), rng.integers(1, 8)):
+            b[i] = rng.integers(0, 256)
+        bad.write_bytes(bytes(b))
+        try:
+            import_nir(bad)
+        except ValueError as e:
+            assert str(e).startswith(f"{bad}: "), e
+            refused += 1
+    assert refused > 15

@@ -102,9 +102,12 @@ def _read_group(g, budget, prefix=""):
         name = f"{prefix}/{k}"
         if isinstance(v, h5py.Group):
             out[k] = _read_group(v, budget, name)
-        else:
+        elif isinstance(v, h5py.Dataset):
             budget.check(name, v)
             out[k] = _decode(v[()])
+        else:  # None for a dangling link, a named datatype, ...
+            raise ValueError(f"{budget.path}: NIR entry {name!r} is neither a group nor a "
+                             "dataset (a broken link, or a corrupt file)")
     return out
 
 
@@ -148,9 +151,11 @@ def read_nir(path):
                 budget.check("/version", f["version"])
                 version = _decode(f["version"][()])
             root = _read_group(f["node"], budget, "/node")
-    except ValueError:
-        raise
-    except (OSError, KeyError, RuntimeError) as e:
+    except ValueError as e:
+        if str(e).startswith(f"{path}: "):  # ours, saying what is wrong
+            raise
+        raise ValueError(f"{path}: unreadable NIR file (corrupt?): {e}") from e
+    except (OSError, KeyError, RuntimeError, TypeError, IndexError) as e:
         raise ValueError(f"{path}: unreadable NIR file (truncated or corrupt?): {e}") from e
     _check_graph(path, root, "the root node")
     return {"version": version, "nodes": root["nodes"], "edges": _edges(path, root),

@@ -290,7 +290,18 @@ def import_nir(path, dt=None, soft_reset=False):
     ``v_reset`` must be 0): what sinabs's ``IAF`` does and nir 1.0.4 describes for LIF,
     though NIR's nodes say "reset to v_reset".
     """
+    if dt is not None and not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"import_nir: dt must be a positive number, got {dt}")
     graph = read_nir(path)
+    try:
+        return _build(path, graph, dt, soft_reset)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+        if isinstance(e, ValueError) and str(e).startswith(f"{path}: "):
+            raise  # ours: it names the node and what is wrong
+        raise ValueError(f"{path}: malformed NIR graph ({type(e).__name__}: {e})") from e
+
+
+def _build(path, graph, dt, soft_reset):
     meta = graph["metadata"]
     nodes, edges = _graph(path, graph)
     if dt is None:
@@ -301,7 +312,7 @@ def import_nir(path, dt=None, soft_reset=False):
         else:
             dt = 1.0
     if not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"import_nir: dt must be a positive number, got {dt}")
+        raise ValueError(f"{path}: the dt recorded in the file is {dt}, not a positive number")
     cells, edges, inner = _collapse_cycles(nodes, edges, path)
     inputs = [n for n, v in nodes.items() if v["type"] == "Input"]
     outputs = [n for n, v in nodes.items() if v["type"] == "Output"]
