@@ -66,6 +66,7 @@ import os
 import pickle
 import pickletools
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 
@@ -268,12 +269,14 @@ def _scan(f, path, what):
     f.seek(start)
     n = 0
     try:
-        for op, arg, pos in pickletools.genops(_Capped(f, size)):
-            n += 1
-            if op.name in _MEMO_OPS and not 0 <= arg <= n:
-                raise ValueError(f"memo index {arg} at byte {pos} is out of range")
-            if op.name == "FRAME" and arg > size - f.tell():
-                raise ValueError(f"frame of {arg} bytes at byte {pos} exceeds the stream")
+        with warnings.catch_warnings():  # a malformed STRING argument warns before it fails
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for op, arg, pos in pickletools.genops(_Capped(f, size)):
+                n += 1
+                if op.name in _MEMO_OPS and not 0 <= arg <= n:
+                    raise ValueError(f"memo index {arg} at byte {pos} is out of range")
+                if op.name == "FRAME" and arg > size - f.tell():
+                    raise ValueError(f"frame of {arg} bytes at byte {pos} exceeds the stream")
     except ValueError as e:
         raise ValueError(f"{path}: corrupt {what} pickle ({e})") from None
     finally:
