@@ -79,6 +79,18 @@ def test_mse_clipping_saturates_outliers():
     assert mx.in_range[0].all()
 
 
+@pytest.mark.parametrize("scale", ["pow2", "int"])
+def test_a_threshold_keeps_at_least_one_unit(scale):
+    """Weights of 20 at 4 bits would need a step of 20 / 7 > v_th: the step stops at 1
+    (v_th = 1 unit) and the weights saturate at 7."""
+    w = np.array([[20.0, -0.4, 0.1], [0.5, 0.2, -0.1]])
+    v = quantize_population([w], [1.0], None, 1.0, 0.0,
+                            QFormat(weight_bits=4, per_channel=True, clip="max", scale=scale),
+                            2)
+    assert v.step[0] == 1.0 and v.v_th[0] == 1 and v.weights[0][0].tolist() == [7, 0, 0]
+    assert not v.in_range[0][0, 0] and v.in_range[0][1].all()
+
+
 def test_identity_weight_is_one_on_the_step():
     v = quantize_population([np.array([[0.2]]), None], [1.0, 1.0], None, 1.0, 0.0, MAX, 1)
     assert v.weights[1].tolist() == [round(1 / v.step[0])] == [512]

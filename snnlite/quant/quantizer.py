@@ -38,10 +38,16 @@ def _per_out(a):
 
 
 def _steps(raw, v_th, fmt):
-    """Steps from the lower bounds ``raw`` (O,) after the format's scale rule."""
+    """Steps from the lower bounds ``raw`` (O,) after the format's scale rule. A threshold
+    keeps at least one unit: the step never passes v_th (weights beyond the top code then
+    saturate; such a neuron fires on any one of them anyway)."""
     raw = np.where(raw > 0, raw, 1.0 / fmt.s_max)
     if fmt.scale == "pow2":
-        return pow2_ceil(raw)
+        step = pow2_ceil(raw)
+        if v_th is not None:
+            top = np.ldexp(1.0, int(np.floor(np.log2(abs(float(v_th))))))  # 2^k <= v_th
+            step = np.minimum(step, top)
+        return step
     if v_th is None:  # the readout has no threshold to divide: any real step
         return raw
     n = np.maximum(np.floor(v_th / raw), 1.0)
