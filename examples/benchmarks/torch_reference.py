@@ -11,6 +11,10 @@ step) and measures
 * inference throughput: eval mode under ``torch.no_grad()``, in images per second;
 * peak resident memory of the process (``resource.getrusage`` maxrss).
 
+With ``--compile`` the model runs under ``torch.compile`` (inductor, the default mode);
+compilation happens during the untimed warm-up steps (the first time tens of seconds,
+then from inductor's on-disk cache).
+
 It prints exactly one JSON line on stdout, so that other benchmark scripts can
 run it as a subprocess with the interpreter of the environment that has torch,
 for example ``SNNLITE_TORCH_PYTHON=/work/venv-torch/bin/python``::
@@ -90,6 +94,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=3, help="untimed iterations per phase")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compile", action="store_true",
+                    help="run the model under torch.compile (inductor; compilation happens in "
+                         "the untimed warm-up steps)")
     args = ap.parse_args(argv)
 
     torch, functional, layer, neuron, surrogate = _import_backend()
@@ -99,15 +106,16 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     T, B = args.T, args.batch_size
 
-    model = build_cifarnet_small(layer, neuron, surrogate)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
+    net = build_cifarnet_small(layer, neuron, surrogate)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True,
                           weight_decay=5e-4)
+    model = torch.compile(net) if args.compile else net
     img = torch.rand(B, 3, 32, 32)
     x_seq = img.unsqueeze(0).repeat(T, 1, 1, 1, 1)  # direct coding
     y = torch.randint(0, 10, (B,))
 
     def train_step():
-        functional.reset_net(model)
+        functional.reset_net(net)
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x_seq).mean(0), y)
         loss.backward()
@@ -115,7 +123,7 @@ def main(argv=None) -> int:
         return loss
 
     def infer_step():
-        functional.reset_net(model)
+        functional.reset_net(net)
         return model(x_seq).mean(0)
 
     def timed(fn, n_warm, n_steps):
@@ -126,15 +134,16 @@ def main(argv=None) -> int:
             fn()
         return time.perf_counter() - t0
 
-    model.train()
+    net.train()
     t_train = timed(train_step, args.warmup, args.steps)
-    model.eval()
+    net.eval()
     with torch.no_grad():
         t_infer = timed(infer_step, args.warmup, args.steps)
 
     n_img = B * args.steps
     result = {
-        "framework": "pytorch+spikingjelly",
+        "framework": "pytorch+spikingjelly" + (" (torch.compile)" if args.compile else ""),
+        "compiled": bool(args.compile),
         "torch": torch.__version__,
         "spikingjelly": _sj_version(),
         "T": T,

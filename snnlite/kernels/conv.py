@@ -7,14 +7,15 @@ Layout is NCHW throughout; the weight is ``w2 = weight.reshape(O, C*kh*kw)`` wit
 
 Each worker owns whole images (worker tid of P takes images tid, tid + P, ...), its own
 scratch buffers and its own weight-gradient accumulator (summed by the caller), with BLAS
-single-threaded inside. An image whose input
-is mostly zeros (spikes) skips the GEMM: every nonzero input adds its weighted kernel column
-into the outputs it reaches (forward), or its weighted output gradients into the weight
-gradient (backward). The choice is made per image from the nonzero count.
+single-threaded inside. An image whose input is mostly zeros (spikes) skips the GEMM and
+takes the event path of :mod:`.conv_event` (forward, and the weight gradient of stride-1
+convolutions). The choice is made per image from the nonzero count, which the event lists
+give for free.
 """
 import numpy as np
 
 from .._config import njit
+from .conv_event import channel_events, forward_image, weight_grad_image
 from .util import fill
 
 
@@ -65,104 +66,76 @@ def col2im(dx, cols, kh, kw, stride, pad, Ho, Wo):
 
 
 @njit
-def _nonzero_fraction(x):
-    C, H, W = x.shape
-    k = 0
-    for c in range(C):
-        for i in range(H):
-            row = x[c, i]
-            for j in range(W):
-                if row[j] != 0:
-                    k += 1
-    return k / (C * H * W)
-
-
-@njit
-def _scatter(acc, x, mat, kh, kw, stride, pad, Ho, Wo, into_outputs):
-    """Event path of one image x (C, H, W): for every nonzero input v and every output
-    position q it reaches through kernel tap r = (c, ky, kx):
-
-        into_outputs:      acc[q] += v * mat[r]   (forward: acc = yT (HoWo, O), mat = wT)
-        not into_outputs:  acc[r] += v * mat[q]   (weight gradient: acc = dwT (Ckk, O),
-                                                   mat = dyT (HoWo, O))
-    """
-    C, H, W = x.shape
-    O = acc.shape[1]
-    for c in range(C):
-        for iy in range(H):
-            for ix in range(W):
-                v = x[c, iy, ix]
-                if v == 0:
-                    continue
-                for ky in range(kh):
-                    t = iy + pad - ky
-                    if t < 0 or t % stride != 0 or t // stride >= Ho:
-                        continue
-                    oy = t // stride
-                    for kx in range(kw):
-                        u = ix + pad - kx
-                        if u < 0 or u % stride != 0 or u // stride >= Wo:
-                            continue
-                        q = oy * Wo + u // stride
-                        r = (c * kh + ky) * kw + kx
-                        dst = acc[q] if into_outputs else acc[r]
-                        src = mat[r] if into_outputs else mat[q]
-                        for o in range(O):
-                            dst[o] += v * src[o]
-
-
-@njit
-def conv2d_forward(y, n_sparse, x, w2, wT, kh, kw, stride, pad, sparse_below, cols, yT,
-                   tid, P):
+def conv2d_forward(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, cols, cnt,
+                   idx, val, ptr, key, kval, yrow, tid, P):
     """y (N, O, Ho*Wo) <- conv of x (N, C, H, W) for images tid, tid + P, ... (worker tid of
-    P); w2 (O, Ckk), wT = w2.T contiguous. Scratch of this worker: cols[tid] (Ckk, Ho*Wo),
-    yT[tid] (Ho*Wo, O). Images whose nonzero fraction is below ``sparse_below`` take the
-    event path; n_sparse[tid] <- how many did."""
-    cbuf, ybuf = cols[tid], yT[tid]
-    O, HW = y.shape[1], y.shape[2]
-    Ho = out_size(x.shape[2], kh, stride, pad)
-    Wo = out_size(x.shape[3], kw, stride, pad)
-    count = 0
-    for n in range(tid, x.shape[0], P):
-        if _nonzero_fraction(x[n]) < sparse_below:
-            fill(ybuf, 0)
-            _scatter(ybuf, x[n], wT, kh, kw, stride, pad, Ho, Wo, True)
-            for o in range(O):
-                yr = y[n, o]
-                for p in range(HW):
-                    yr[p] = ybuf[p, o]
-            count += 1
+    P); w2 (O, Ckk) with rows in (c, ky, kx) order, wt (kh*kw*C, O') the same weights with
+    rows in (ky, kx, c) order and O' >= O columns, zero past O (whole register blocks).
+    Images whose nonzero fraction is below ``sparse_below`` take the event path, the others
+    im2col + GEMM, or, with ``defer``, are left to the caller (for Winograd); nz[n] (N,) <-
+    the nonzero count of the event images, -1 for the others.
+
+    Scratch of this worker: cols[tid] (Ckk, Ho*Wo); for the event path (see
+    :func:`.conv_event.forward_image`) cnt[tid] (C,), idx[tid] and val[tid] (C, H*W),
+    ptr[tid] ((H + 2 pad) * (W + 2 pad) + 1,), key[tid] and kval[tid] (C*H*W,), yrow[tid]
+    (Wo, OB)."""
+    N, C, H, W = x.shape
+    Ho = out_size(H, kh, stride, pad)
+    Wo = out_size(W, kw, stride, pad)
+    Wp = W + 2 * pad
+    limit = sparse_below * (C * H * W)
+    for n in range(tid, N, P):
+        xn = x[n].reshape(C, H * W)
+        k = -1  # the nonzero count, or -1: dense
+        if sparse_below > 0:
+            k = channel_events(cnt[tid], idx[tid], val[tid], xn, W, Wp, pad * Wp + pad, limit)
+        if 0 <= k < limit:
+            forward_image(y[n], cnt[tid], idx[tid], val[tid], wt, kh, kw, stride, Wp, ptr[tid],
+                          key[tid], kval[tid], yrow[tid])
+            nz[n] = k
         else:
-            im2col(cbuf, x[n], kh, kw, stride, pad, Ho, Wo)
-            np.dot(w2, cbuf, y[n])
-    n_sparse[tid] = count
+            nz[n] = -1
+            if not defer:
+                im2col(cols[tid], x[n], kh, kw, stride, pad, Ho, Wo)
+                np.dot(w2, cols[tid], y[n])
 
 
 @njit
-def conv2d_backward(dx, dwT, dy, x, w2, wT, kh, kw, stride, pad, sparse_below, need_dx,
-                    need_dw, cols, dyT, tmp, tid, P):
+def conv2d_backward(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_below,
+                    need_dx, need_dw, cols, tmp, cnt, idx, val, dyp, tid, P):
     """Gradients of y = conv(x, w) given dy (N, O, Ho, Wo), images tid, tid + P, ...
 
     dx (N, C, H, W) <- input gradient (if need_dx; fully overwritten);
-    dwT[tid] (Ckk, O) += this worker's share of the weight gradient (if need_dw).
-    Scratch of this worker: cols[tid] (Ckk, Ho*Wo), dyT[tid] (Ho*Wo, O), tmp[tid] (Ckk, O).
-    (The Winograd input gradient is a separate kernel, :func:`.winograd.input_grad`.)
+    dwT[tid] (Ckk, O) += this worker's share of the weight gradient (if need_dw), by the
+    event path for images of a stride-1 convolution whose nonzero fraction is below
+    ``sparse_below``, else by im2col + GEMM (nz[n] <- the nonzero count of the event
+    images, -1 for the others).
+    Scratch of this worker: cols[tid] (Ckk, Ho*Wo), tmp[tid] (Ckk, O); for the event path
+    cnt[tid] (C,), idx[tid] and val[tid] (C, H*W), and dyp[tid] ((Ho + 2(kh - 1)) *
+    (Wo + 2(kw - 1)), O rounded up to whole register blocks) with a zero border and zero
+    padding channels (see :func:`.conv_event.weight_grad_image`).
+    (The Winograd passes are separate kernels, :mod:`.winograd`.)
     """
-    acc, cbuf, gbuf, tbuf = dwT[tid], cols[tid], dyT[tid], tmp[tid]
+    acc, cbuf, tbuf = dwT[tid], cols[tid], tmp[tid]
+    N, C, H, W = x.shape
     O = dy.shape[1]
-    HW = dy.shape[2] * dy.shape[3]
-    Ckk = w2.shape[1]
     Ho, Wo = dy.shape[2], dy.shape[3]
-    for n in range(tid, x.shape[0], P):
+    HW = Ho * Wo
+    Ckk = w2.shape[1]
+    limit = sparse_below * (C * H * W) if stride == 1 else 0.0
+    Wq = Wo + 2 * (kw - 1)
+    for n in range(tid, N, P):
         if need_dw:
             d = dy[n].reshape(O, HW)
-            if _nonzero_fraction(x[n]) < sparse_below:
-                for o in range(O):
-                    dr = d[o]
-                    for p in range(HW):
-                        gbuf[p, o] = dr[p]
-                _scatter(acc, x[n], gbuf, kh, kw, stride, pad, Ho, Wo, False)
+            k = -1
+            if limit > 0:
+                k = channel_events(cnt[tid], idx[tid], val[tid], x[n].reshape(C, H * W), W,
+                                   Wq, (pad + kh - 1) * Wq + pad + kw - 1, limit)
+            if 0 <= k < limit:
+                weight_grad_image(acc, cnt[tid], idx[tid], val[tid], d, kh, kw, Wo, dyp[tid])
+                nz[n] = k
             else:
+                nz[n] = -1
                 im2col(cbuf, x[n], kh, kw, stride, pad, Ho, Wo)
                 np.dot(cbuf, d.T, tbuf)
                 for r in range(Ckk):

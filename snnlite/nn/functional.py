@@ -6,12 +6,14 @@ buffers that a layer keeps between calls (large allocations per step cost page f
 Stateless layers take ``[N, ...]`` arrays (time folded into the batch by the caller).
 """
 import math
+import time
 
 import numpy as np
 
 from .. import _blas, _pool
 from ..kernels import batchnorm as kbn
 from ..kernels import conv as kconv
+from ..kernels import conv_event as kevent
 from ..kernels import cuba as kcuba
 from ..kernels import fused as kfused
 from ..kernels import lif as klif
@@ -55,13 +57,55 @@ def _scratch(ws, name, shape, dtype):
     return np.empty(shape, dtype) if ws is None else ws.get(name, shape, dtype)
 
 
-# ---------------------------------------------------------------------------- conv2d
+PROFILE = None
+"""When a dict, the convolutions add to it, per kernel class (``"conv fwd event"``,
+``"conv fwd winograd"``, ``"conv dx"``, ``"conv dw"``, ...), the seconds spent and the FLOPs
+done (``"<class> flop"``: multiply-adds x 2 that the path really executes, nonzero inputs
+only on the event path). Set by :func:`snnlite.bench.kernel_profile`."""
 
-def conv2d_forward(x, weight, bias=None, stride=1, padding=0, sparse_below=0.2, ws=None):
+
+def _timed(kind, flop, fn, *args):
+    if PROFILE is None:
+        return fn(*args)
+    t = time.perf_counter()
+    out = fn(*args)
+    PROFILE[kind] = PROFILE.get(kind, 0.0) + time.perf_counter() - t
+    PROFILE[kind + " flop"] = PROFILE.get(kind + " flop", 0.0) + flop()
+    return out
+
+
+def _flop(nz, event_flop, dense_flop):
+    """FLOPs of a batch from the kernels' per-image nonzero counts nz (-1: dense image)."""
+    dense = nz < 0
+    return event_flop * float(nz[~dense].sum()) + dense_flop * float(dense.sum())
+
+
+def _padded(O):
+    """O rounded up to whole register blocks (see :data:`.conv_event.OB`)."""
+    return -(-O // kevent.OB) * kevent.OB
+
+
+def _event_scratch(ws, P, C, H, W, dtype):
+    """Per-worker event lists of one image (see :func:`.conv_event.channel_events`)."""
+    return (_scratch(ws, "ev_cnt", (P, C), np.int64),
+            _scratch(ws, "ev_idx", (P, C, H * W), np.int32),
+            _scratch(ws, "ev_val", (P, C, H * W), dtype))
+
+
+def _wino_scratch(ws, P, Cin, Cout, H, W, dtype):
+    """(images per GEMM group, per-worker scratch) of the Winograd kernels."""
+    group = kwino.group_size(Cin, Cout, H, W, _blas.small_gemm_limit())
+    return group, _scratch(ws, "wino", (P, kwino.scratch_size(Cin, Cout, H, W, group)), dtype)
+
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, sparse_below=0.2, ws=None,
+                   winograd=True):
     """y (N, O, Ho, Wo) = conv(x (N, C, H, W), weight (O, C, kh, kw)) + bias (O,).
 
-    Images whose fraction of nonzero inputs is below ``sparse_below`` use the event
-    (scatter) path; ``sparse_below=0`` forces GEMMs everywhere.
+    Images whose fraction of nonzero inputs is below ``sparse_below`` use the event path
+    (:mod:`snnlite.kernels.conv_event`); ``sparse_below=0`` forces the dense path
+    everywhere. The dense path is Winograd F(2x2, 3x3) for 3x3 stride-1 padding-1
+    convolutions of even size (with ``winograd``), else im2col + GEMM.
     """
     check_float("x", x, 4)
     check_float("weight", weight, 4, x.dtype)
@@ -76,15 +120,32 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, sparse_below=0.2, 
                          f"padding {padding}, stride {stride}")
     x = np.ascontiguousarray(x)
     w2 = np.ascontiguousarray(weight.reshape(O, -1))
-    wT = np.ascontiguousarray(w2.T)
+    wt = np.zeros((kh * kw * C, _padded(O)), x.dtype)  # (ky, kx, c) rows, zero padding
+    wt[:, :O] = weight.transpose(2, 3, 1, 0).reshape(kh * kw * C, O)
     P = _pool.get_num_threads()
-    cols = _scratch(ws, "cols", (P, C * kh * kw, Ho * Wo), x.dtype)
-    yT = _scratch(ws, "yT", (P, Ho * Wo, O), x.dtype)
+    wino = winograd and kwino.usable(kh, kw, stride, padding, H, W) and kwino.worth(C, O)
+    cols = _scratch(ws, "cols", (P, 0 if wino else C * kh * kw, Ho * Wo), x.dtype)
+    ev = _event_scratch(ws, P, C, H, W, x.dtype)
+    ptr = _scratch(ws, "ev_ptr", (P, (H + 2 * padding) * (W + 2 * padding) + 1), np.int64)
+    key = _scratch(ws, "ev_key", (P, C * H * W), np.int32)
+    kval = _scratch(ws, "ev_kval", (P, C * H * W), x.dtype)
+    yrow = _scratch(ws, "ev_yrow", (P, Wo, kevent.OB), x.dtype)
     y = np.empty((N, O, Ho, Wo), x.dtype)
-    n_sparse = np.zeros(P, np.int64)
+    nz = np.zeros(N, np.int64)
     with _blas.blas_threads(1):
-        _pool.shares(kconv.conv2d_forward, y.reshape(N, O, Ho * Wo), n_sparse, x, w2, wT,
-                         kh, kw, stride, padding, sparse_below, cols, yT)
+        _timed("conv fwd event" if wino else "conv fwd event + im2col",
+               lambda: _flop(nz, 2.0 * kh * kw * O, 0.0 if wino else 2.0 * C * kh * kw * O * Ho
+                             * Wo), _pool.shares, kconv.conv2d_forward,
+               y.reshape(N, O, Ho * Wo), nz, x, w2, wt, kh, kw, stride, padding,
+               float(sparse_below), wino, cols, *ev, ptr, key, kval, yrow)
+        images = np.flatnonzero(nz < 0)
+        if wino and images.size:
+            U = _scratch(ws, "wino_Uf", (16, O, C), x.dtype)
+            kwino.weight_transform_forward(U, weight)
+            group, scratch = _wino_scratch(ws, P, C, O, H, W, x.dtype)
+            _timed("conv fwd winograd", lambda: 2.0 * 16 * O * C * (H // 2) * (W // 2)
+                   * images.size, _pool.shares, kwino.correlate, y, x, U, images, scratch,
+                   group)
     if bias is not None:
         y += bias.reshape(1, O, 1, 1)
     return y
@@ -94,9 +155,11 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=Tr
                     sparse_below=0.2, ws=None, winograd=True):
     """Return (dx or None, dweight or None) for y = conv(x, weight) given dy.
 
-    With ``winograd`` (the default), 3x3 stride-1 padding-1 convolutions of even size get
-    their input gradient by Winograd F(2x2, 3x3): 2.25x fewer multiplications, rounding
-    within a few ulps of the direct sum.
+    The weight gradient of an image whose fraction of nonzero inputs is below
+    ``sparse_below`` takes the event path (stride 1), the others im2col + GEMM. With
+    ``winograd`` (the default), 3x3 stride-1 padding-1 convolutions of even size get their
+    input gradient by Winograd F(2x2, 3x3): 2.25x fewer multiplications, rounding within a
+    few ulps of the direct sum.
     """
     N, C, H, W = x.shape
     O, _, kh, kw = weight.shape
@@ -106,25 +169,36 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=Tr
     if dy.shape != (N, O, Ho, Wo):
         raise ValueError(f"dy: expected shape {(N, O, Ho, Wo)}, got {dy.shape}")
     dy = np.ascontiguousarray(dy)
+    x = np.ascontiguousarray(x)
     w2 = np.ascontiguousarray(weight.reshape(O, -1))
     wT = np.ascontiguousarray(w2.T)
     P = _pool.get_num_threads()
     Ckk = C * kh * kw
+    wino = need_dx and winograd and kwino.usable(kh, kw, stride, padding, H, W)
     cols = _scratch(ws, "cols", (P, Ckk, Ho * Wo), x.dtype)
-    dyT = _scratch(ws, "yT", (P, Ho * Wo, O), x.dtype)
     tmp = _scratch(ws, "tmp", (P, Ckk, O), x.dtype)
     dwT = _scratch(ws, "dwT", (P, Ckk, O), x.dtype)
     dwT[:] = 0
+    ev = _event_scratch(ws, P, C, H, W, x.dtype)
+    rows = (Ho + 2 * (kh - 1)) * (Wo + 2 * (kw - 1)) if need_dw and stride == 1 else 0
+    dyp = _scratch(ws, "ev_dyp", (P, rows, _padded(O)), x.dtype)
+    dyp[:] = 0  # the border (and the padding channels) must be zero; the kernel writes the rest
     dx = np.empty_like(x) if need_dx else np.empty((0, C, H, W), x.dtype)
-    wino = need_dx and winograd and kwino.usable(kh, kw, stride, padding, H, W)
+    nz = np.zeros(N, np.int64)
     with _blas.blas_threads(1):
-        _pool.shares(kconv.conv2d_backward, dx, dwT, dy, x, w2, wT, kh, kw, stride,
-                         padding, sparse_below, need_dx and not wino, need_dw, cols, dyT, tmp)
+        if need_dw or (need_dx and not wino):
+            kind = "conv dw" if wino or not need_dx else "conv dx" if not need_dw else \
+                "conv dw + dx im2col"
+            _timed(kind, lambda: _flop(nz, 2.0 * kh * kw * O, 2.0 * Ckk * O * Ho * Wo)
+                   if need_dw else 0.0, _pool.shares, kconv.conv2d_backward, dx, dwT, nz, dy,
+                   x, w2, wT, kh, kw, stride, padding, float(sparse_below),
+                   need_dx and not wino, need_dw, cols, tmp, *ev, dyp)
         if wino:
-            U = _scratch(ws, "wino_U", (16, C, O), x.dtype)
+            U = _scratch(ws, "wino_Ub", (16, C, O), x.dtype)
             kwino.weight_transform(U, weight)
-            scratch = _scratch(ws, "wino", (P, kwino.scratch_size(C, O, H, W)), x.dtype)
-            _pool.shares(kwino.input_grad, dx, dy, U, scratch)
+            group, scratch = _wino_scratch(ws, P, O, C, H, W, x.dtype)
+            _timed("conv dx", lambda: 2.0 * 16 * O * C * (H // 2) * (W // 2) * N,
+                   _pool.shares, kwino.correlate, dx, dy, U, np.arange(N), scratch, group)
     dw = dwT.sum(0).T.reshape(weight.shape) if need_dw else None
     return (dx if need_dx else None), dw
 
