@@ -15,7 +15,13 @@ _SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads",
             "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_")
 _GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads",
             "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")
+_CORENAMES = ("openblas_get_corename", "scipy_openblas_get_corename",
+              "scipy_openblas_get_corename64_", "openblas_get_corename64_")
+# OpenBLAS cores whose sgemm/dgemm take unpacked "small matrix" kernels when M*N*K <= 1e6
+# (kernel/x86_64/KERNEL.SKYLAKEX, which the other two include; AMD Zen 4/5 run them)
+_SMALL_KERNEL_CORES = ("skylakex", "cooperlake", "sapphirerapids")
 _libs = None
+_cores = None
 
 
 def _find_symbol(lib, names):
@@ -28,7 +34,7 @@ def _find_symbol(lib, names):
 
 def _blas_libs():
     """(getter, setter) pairs of every OpenBLAS loaded in this process."""
-    global _libs
+    global _libs, _cores
     if _libs is None:
         import numpy  # noqa: F401  (loads numpy's OpenBLAS)
         import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
@@ -42,7 +48,7 @@ def _blas_libs():
                         paths.add(path)
         except OSError:  # not Linux: leave BLAS threading alone
             pass
-        found = []
+        found, cores = [], []
         for path in sorted(paths):
             try:
                 lib = ctypes.CDLL(path)
@@ -53,8 +59,25 @@ def _blas_libs():
                 get.restype = ctypes.c_int
                 set_.argtypes = [ctypes.c_int]
                 found.append((get, set_))
-        _libs = found
+            core = _find_symbol(lib, _CORENAMES)
+            if core is not None:
+                core.restype = ctypes.c_char_p
+                cores.append((core() or b"").decode(errors="replace"))
+        _libs, _cores = found, cores
     return _libs
+
+
+def blas_cores() -> list[str]:
+    """Core names the loaded OpenBLAS libraries run kernels for ("Haswell", "SkylakeX", ...)."""
+    _blas_libs()
+    return list(_cores)
+
+
+def small_gemm_limit() -> float:
+    """M*N*K up to which a loaded OpenBLAS multiplies with its unpacked small-matrix kernels
+    (its AVX-512 cores), else 0. Those run the narrow products of a convolution far below
+    the packed kernels' speed, so callers batch work until each product exceeds this."""
+    return 1e6 if any(c.lower() in _SMALL_KERNEL_CORES for c in blas_cores()) else 0.0
 
 
 def get_blas_threads() -> list[int]:

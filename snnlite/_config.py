@@ -22,6 +22,19 @@ from numba.core.dispatcher import Dispatcher
 
 CACHE = os.environ.get("SNNLITE_NO_CACHE", "") in ("", "0")
 FASTMATH = {"contract", "arcp", "nsz", "reassoc"}
+
+
+def _vector_bits():
+    """Width of the float vectors LLVM generates for the CPU numba compiles for: 512 where it
+    has AVX-512 and LLVM does not prefer 256-bit vectors on it (AMD Zen 4 and later; LLVM's
+    Intel models prefer 256 bits), else 256. Kernels size their register blocks by it."""
+    import llvmlite.binding as ll
+    name = numba.config.CPU_NAME or ll.get_host_cpu_name()
+    features = numba.config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
+    return 512 if "+avx512f" in features.split(",") and name.startswith("znver") else 256
+
+
+VECTOR_BITS = _vector_bits()
 _KERNELS = Path(__file__).resolve().parent / "kernels"
 
 

@@ -73,6 +73,65 @@ def test_conv2d_winograd_gradcheck_and_agreement(rng):
         np.testing.assert_allclose(wino, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_conv2d_event_winograd_and_im2col_paths_agree(rng, threads, monkeypatch):
+    """Every path of the forward pass and the weight gradient gives the plain-loop result:
+    event lists, Winograd (grouped as for BLAS libraries with small-matrix kernels, with a
+    partial last group) and im2col, on a batch whose images split between the event and
+    the dense path, with output channels that are no multiple of the register block and
+    channels with few and with many events (the two event weight-gradient loops)."""
+    from snnlite import _blas
+    from snnlite.kernels import conv_event, winograd
+    monkeypatch.setattr(_blas, "small_gemm_limit", lambda: 3e4)
+    assert winograd.group_size(16, 20, 6, 6, 3e4) * 16 * 20 * 12 > 3e4
+    old = _pool.get_num_threads()
+    _pool.set_num_threads(threads)
+    try:
+        for N, C, H, W, O, s, p in [(5, 16, 6, 8, 2 * conv_event.OB + 3, 1, 1),
+                                    (3, 16, 7, 6, 20, 2, 1), (3, 4, 6, 6, 5, 1, 0)]:
+            x = np.concatenate([_spiky(rng, (1, C, H, W), d) for d in (0.05, 0.7) * N][:N])
+            w = rng.standard_normal((O, C, 3, 3))
+            ry = naive.conv2d(x, w, None, s, p)
+            g = rng.standard_normal(ry.shape)
+            _, rdw = naive.conv2d_backward(g, x, w, s, p)
+            for sparse_below in (0.0, 0.3, 1.1):
+                for wino in (True, False):
+                    y = F.conv2d_forward(x, w, None, s, p, sparse_below, winograd=wino)
+                    np.testing.assert_allclose(y, ry, rtol=1e-12, atol=1e-12)
+                    _, dw = F.conv2d_backward(g, x, w, s, p, need_dx=False,
+                                              sparse_below=sparse_below, winograd=wino)
+                    np.testing.assert_allclose(dw, rdw, rtol=1e-12, atol=1e-12)
+    finally:
+        _pool.set_num_threads(old)
+
+
+def test_conv2d_event_and_winograd_gradcheck(rng):
+    """Float64 finite differences through the event path (spiky input) and through the
+    Winograd forward, input and weight gradients (16 channels: Winograd is worth it)."""
+    x = _spiky(rng, (2, 3, 6, 6), 0.3)
+    w = rng.standard_normal((4, 3, 3, 3))
+    g = rng.standard_normal((2, 4, 6, 6))
+    dx, dw = F.conv2d_backward(g, x, w, 1, 1, sparse_below=1.1)
+    directional_check(lambda x, w: float((F.conv2d_forward(x, w, None, 1, 1, 1.1) * g).sum()),
+                      [x, w], [dx, dw], rng, names=["x", "weight"])
+    x = rng.standard_normal((2, 16, 6, 8))
+    w = rng.standard_normal((16, 16, 3, 3))
+    g = rng.standard_normal((2, 16, 6, 8))
+    dx, dw = F.conv2d_backward(g, x, w, 1, 1, sparse_below=0.0)
+    directional_check(lambda x, w: float((F.conv2d_forward(x, w, None, 1, 1, 0.0) * g).sum()),
+                      [x, w], [dx, dw], rng, names=["x", "weight"])
+
+
+def test_blas_small_kernel_limit_follows_the_core(monkeypatch):
+    """OpenBLAS's AVX-512 cores (which AMD Zen 4/5 run) multiply M*N*K <= 1e6 unpacked."""
+    from snnlite import _blas
+    assert all(isinstance(c, str) and c for c in _blas.blas_cores())
+    for cores, limit in [(["Haswell"], 0), (["Zen"], 0), (["Haswell", "SkylakeX"], 1e6),
+                         (["Cooperlake"], 1e6), (["SapphireRapids"], 1e6), ([], 0)]:
+        monkeypatch.setattr(_blas, "blas_cores", lambda cores=cores: cores)
+        assert _blas.small_gemm_limit() == limit, cores
+
+
 def test_conv2d_float32_and_all_zero_input(rng):
     x = np.zeros((2, 3, 5, 5), np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)

@@ -1,18 +1,21 @@
-"""Input gradient of a 3x3, stride-1, padding-1 convolution by Winograd F(2x2, 3x3).
+"""3x3 stride-1 padding-1 convolutions by Winograd F(2x2, 3x3): forward and input gradient.
 
-The input gradient of such a convolution is itself a 3x3 "same" correlation of the output
-gradient dy (O, H, W) with the kernel rotated by 180 degrees and transposed (C <- O).
-Winograd's minimal filtering (Lavin & Gray, 2016) computes each 2x2 output tile from a 4x4
-input tile with 16 multiplications instead of 36, so the GEMM work falls 2.25x:
+Both are a 3x3 "same" correlation of an input (Cin, H, W) into an output (Cout, H, W)
+(:func:`correlate`). Winograd's minimal filtering (Lavin & Gray, 2016) computes each 2x2
+output tile from a 4x4 input tile with 16 multiplications instead of 36, so the GEMM work
+falls 2.25x:
 
-    dx tile = A^T [ sum_o (G k G^T)[c, o] * (B^T d B)[o] ] A
+    out tile = A^T [ sum_cin U[:, cout, cin] * (B^T d B)[cin] ] A
 
-with the transform matrices below. In matrix form, for each of the 16 tile positions k:
-M[k] (C, tiles) = U[k] (C, O) @ V[k] (O, tiles). Tiles of several images are laid side by
-side so that the GEMMs stay wide on small feature maps; each row of tiles carries one unused
-column so that every transform is a flat, vectorisable loop. H and W must be even (the
-caller falls back to im2col otherwise). Rounding differs from the direct sum by a few ulps (the
-transforms only add, subtract and halve).
+U = G g G^T holds the kernel (:func:`weight_transform_forward`), or, for the input
+gradient, which correlates dy with it, the kernel rotated by 180 degrees and transposed
+(C <- O, :func:`weight_transform`). In matrix form, for each of the 16 tile positions k:
+M[k] (Cout, tiles) = U[k] (Cout, Cin) @ V[k] (Cin, tiles). Tiles of several images are laid
+side by side (a group) when the maps are small, or when BLAS would otherwise take its
+unpacked small-matrix path (see :func:`snnlite._blas.small_gemm_limit`); each row of tiles
+carries one unused column so that every transform is a flat, vectorisable loop. H and W
+must be even (the caller falls back to im2col otherwise). Rounding differs from the
+direct sum by a few ulps (the transforms only add, subtract and halve).
 
     B^T = [1  0 -1  0]    G = [ 1    0    0 ]    A^T = [1  1  1  0]
           [0  1  1  0]        [1/2  1/2  1/2]          [0  1 -1 -1]
@@ -25,16 +28,38 @@ from .._config import njit
 
 
 @njit
-def _layout(C, O, H, W):
-    """(tile columns per image n, images per GEMM group, length of a parity plane, floats of
-    scratch per worker) for :func:`input_grad`. The group is one image, or a few when the
-    map is tiny (measured: larger groups lose more to cache misses than they gain in GEMM
-    width). Scratch holds V and M, then P, S, Ub and Y."""
+def _layout(Cin, Cout, H, W, group):
+    """(tile columns per image n, length of a parity plane, floats of scratch per worker)
+    for :func:`correlate` with ``group`` images per GEMM. Scratch holds V and M, then P, S,
+    Ub and Y."""
     W1 = W // 2 + 1
     n = (H // 2) * W1
-    group = max(1, 32 // n)
     plane = (H // 2 + 1) * W1 + 1
-    return n, group, plane, 16 * (O + C) * group * n + 4 * plane + 8 * (n + 1) + 12 * n
+    return n, plane, 16 * (Cin + Cout) * group * n + 4 * plane + 8 * (n + 1) + 12 * n
+
+
+def group_size(Cin, Cout, H, W, min_mnk=0):
+    """Images per GEMM group: one, or a few when the map is tiny (measured: larger groups
+    lose more to cache misses than they gain in GEMM width), and at least enough that each
+    GEMM's M*N*K exceeds ``min_mnk`` (BLAS libraries that switch to an unpacked kernel for
+    small products run those far below peak)."""
+    n = (H // 2) * (W // 2 + 1)
+    g = max(1, 32 // n)
+    while min_mnk and Cin * Cout * g * n <= min_mnk:
+        g += 1
+    return g
+
+
+def scratch_size(Cin, Cout, H, W, group):
+    """Floats of scratch :func:`correlate` needs per worker."""
+    return _layout(Cin, Cout, H, W, group)[2]
+
+
+def worth(Cin, Cout):
+    """Whether Winograd beats im2col for the forward pass: its 16 GEMMs per tile position
+    sum over the input channels only (measured: 3 of them, an image layer, run 2x slower
+    than im2col)."""
+    return min(Cin, Cout) >= 16
 
 
 def usable(kh, kw, stride, pad, H, W):
@@ -155,43 +180,70 @@ def output_transform(dx, M, col0, Ub, Y):
                     row[2 * j + 1] = yo[j]
 
 
-def scratch_size(C, O, H, W):
-    """Floats of scratch :func:`input_grad` needs per worker."""
-    return _layout(C, O, H, W)[3]
+@njit
+def weight_transform_forward(U, w):
+    """U (16, O, C) <- G g G^T for g = w[o, c]; w (O, C, 3, 3)."""
+    O, C = w.shape[0], w.shape[1]
+    half = w.dtype.type(0.5)
+    gg = np.empty((4, 3), w.dtype)
+    for o in range(O):
+        for c in range(C):
+            for b in range(3):  # G @ g, column b
+                g0, g1, g2 = w[o, c, 0, b], w[o, c, 1, b], w[o, c, 2, b]
+                gg[0, b] = g0
+                gg[1, b] = (g0 + g1 + g2) * half
+                gg[2, b] = (g0 - g1 + g2) * half
+                gg[3, b] = g2
+            for a in range(4):  # (G g) @ G^T, row a
+                g0, g1, g2 = gg[a, 0], gg[a, 1], gg[a, 2]
+                U[4 * a, o, c] = g0
+                U[4 * a + 1, o, c] = (g0 + g1 + g2) * half
+                U[4 * a + 2, o, c] = (g0 - g1 + g2) * half
+                U[4 * a + 3, o, c] = g2
 
 
 @njit
-def input_grad(dx, dy, U, scratch, tid, P):
-    """dx[n] (C, H, W) <- input gradient for images n = tid, tid + P, ... (worker tid of P),
-    a group of images (see :func:`_layout`) side by side per set of GEMMs.
-
-    dy (N, O, H, W); U (16, C, O) from :func:`weight_transform`; scratch[tid]: flat, of
-    ``scratch_size(C, O, H, W)`` floats or more, contents undefined. (One function rather
-    than a loop around a per-group call: numba re-optimises every callee inside its caller,
-    so each extra level costs compile time.)
-    """
-    C, O = U.shape[1], U.shape[2]
-    H, W = dy.shape[2], dy.shape[3]
-    n, group, np_, _ = _layout(C, O, H, W)
-    buf = scratch[tid]
-    k = 16 * (O + C) * group * n
-    P_ = buf[k:k + 4 * np_].reshape(4, np_)
-    k += 4 * np_
+def _views(buf, Cin, Cout, H, W, group):
+    """Scratch views of one worker: P (4, plane), S (8, n + 1), Ub (8, n), Y (4, n); V and
+    M are taken from the front of buf per group."""
+    n, plane, _ = _layout(Cin, Cout, H, W, group)
+    k = 16 * (Cin + Cout) * group * n
+    P = buf[k:k + 4 * plane].reshape(4, plane)
+    k += 4 * plane
     S = buf[k:k + 8 * (n + 1)].reshape(8, n + 1)
     k += 8 * (n + 1)
     Ub = buf[k:k + 8 * n].reshape(8, n)
     k += 8 * n
     Y = buf[k:k + 4 * n].reshape(4, n)
+    return n, P, S, Ub, Y
+
+
+@njit
+def correlate(out, inp, U, images, scratch, group, tid, P):
+    """out[n] (Cout, H, W) <- 3x3 "same" correlation of inp[n] (Cin, H, W) with the
+    transformed kernel U (16, Cout, Cin), for the images n = images[tid], images[tid + P],
+    ... (worker tid of P), ``group`` images side by side per set of GEMMs.
+
+    The forward pass is correlate(y, x, U) with U from :func:`weight_transform_forward`;
+    the input gradient correlate(dx, dy, U) with U from :func:`weight_transform`.
+    scratch[tid]: flat, of ``scratch_size(Cin, Cout, H, W, group)`` floats or more, contents
+    undefined. (One function rather than a loop around a per-group call: numba
+    re-optimises every callee inside its caller, so each extra level costs compile time.)
+    """
+    Cout, Cin = U.shape[1], U.shape[2]
+    H, W = inp.shape[2], inp.shape[3]
+    n, P_, S, Ub, Y = _views(scratch[tid], Cin, Cout, H, W, group)
+    buf = scratch[tid]
     P_[:, :] = 0  # the padding; input_transform writes only the data positions
-    mine = np.arange(tid, dy.shape[0], P)
+    mine = images[tid::P]
     for g0 in range(0, mine.shape[0], group):
-        images = mine[g0:g0 + group]
-        ncols = images.shape[0] * n
-        V = buf[:16 * O * ncols].reshape(16, O, ncols)
-        M = buf[16 * O * ncols:16 * (O + C) * ncols].reshape(16, C, ncols)
-        for g in range(images.shape[0]):
-            input_transform(V, g * n, dy[images[g]], P_, S)
+        ims = mine[g0:g0 + group]
+        ncols = ims.shape[0] * n
+        V = buf[:16 * Cin * ncols].reshape(16, Cin, ncols)
+        M = buf[16 * Cin * ncols:16 * (Cin + Cout) * ncols].reshape(16, Cout, ncols)
+        for g in range(ims.shape[0]):
+            input_transform(V, g * n, inp[ims[g]], P_, S)
         for t in range(16):
             np.dot(U[t], V[t], M[t])
-        for g in range(images.shape[0]):
-            output_transform(dx[images[g]], M, g * n, Ub, Y)
+        for g in range(ims.shape[0]):
+            output_transform(out[ims[g]], M, g * n, Ub, Y)
