@@ -29,7 +29,9 @@ def _vector_bits():
     has AVX-512 and LLVM does not prefer 256-bit vectors on it (AMD Zen 4 and later; LLVM's
     Intel models prefer 256 bits), else 256. Kernels size their register blocks by it."""
     import llvmlite.binding as ll
-    name = numba.config.CPU_NAME or ll.get_host_cpu_name()
+    name = numba.config.CPU_NAME
+    if not name or name == "host":
+        name = ll.get_host_cpu_name()
     features = numba.config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
     return 512 if "+avx512f" in features.split(",") and name.startswith("znver") else 256
 

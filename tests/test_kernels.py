@@ -132,6 +132,21 @@ def test_blas_small_kernel_limit_follows_the_core(monkeypatch):
         assert _blas.small_gemm_limit() == limit, cores
 
 
+def test_vector_width_follows_the_cpu_llvm_compiles_for(monkeypatch):
+    """Register blocks are sized for 512-bit vectors only where LLVM emits them: AVX-512 on
+    AMD Zen (its Intel models prefer 256-bit vectors)."""
+    import numba
+
+    from snnlite import _config
+    avx512 = "+avx,+avx2,+fma,+avx512f,+avx512bw"
+    for name, features, bits in [("znver5", avx512, 512), ("znver4", avx512, 512),
+                                 ("skylake-avx512", avx512, 256),
+                                 ("znver3", "+avx,+avx2,+fma,-avx512f", 256)]:
+        monkeypatch.setattr(numba.config, "CPU_NAME", name)
+        monkeypatch.setattr(numba.config, "CPU_FEATURES", features)
+        assert _config._vector_bits() == bits, name
+
+
 def test_conv2d_float32_and_all_zero_input(rng):
     x = np.zeros((2, 3, 5, 5), np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
