@@ -89,7 +89,10 @@ def conv2d_forward(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, c
         k = -1  # the nonzero count, or -1: dense
         if sparse_below > 0:
             k = channel_events(cnt[tid], idx[tid], val[tid], xn, W, Wp, pad * Wp + pad, limit)
-        if 0 <= k < limit:
+        if k == 0:  # silent input (common at initialisation, in eval mode)
+            fill(y[n], 0)
+            nz[n] = 0
+        elif 0 < k < limit:
             forward_image(y[n], cnt[tid], idx[tid], val[tid], wt, kh, kw, stride, Wp, ptr[tid],
                           key[tid], kval[tid], yrow[tid])
             nz[n] = k
@@ -132,7 +135,9 @@ def conv2d_backward(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_belo
                 k = channel_events(cnt[tid], idx[tid], val[tid], x[n].reshape(C, H * W), W,
                                    Wq, (pad + kh - 1) * Wq + pad + kw - 1, limit)
             if 0 <= k < limit:
-                weight_grad_image(acc, cnt[tid], idx[tid], val[tid], d, kh, kw, Wo, dyp[tid])
+                if k > 0:
+                    weight_grad_image(acc, cnt[tid], idx[tid], val[tid], d, kh, kw, Wo,
+                                      dyp[tid])
                 nz[n] = k
             else:
                 nz[n] = -1
