@@ -146,11 +146,12 @@ def main(argv=None):
     if not args.torch_python:
         notes.append("PyTorch reference skipped: no --torch-python or $SNNLITE_TORCH_PYTHON "
                      "(an interpreter with torch and spikingjelly)")
-    elif args.model != "cifarnet_small":
-        notes.append(f"PyTorch reference skipped: it builds cifarnet_small, not {args.model}")
+    elif args.model not in ("cifarnet_small", "wrn20_1"):
+        notes.append(f"PyTorch reference skipped: it builds cifarnet_small and wrn20_1, not "
+                     f"{args.model}")
     else:
-        ref = [args.torch_python, str(HERE / "torch_reference.py"), "--steps", str(args.steps),
-               "--warmup", str(args.warmup + 1)]
+        ref = [args.torch_python, str(HERE / "torch_reference.py"), "--model", args.model,
+               "--steps", str(args.steps), "--warmup", str(args.warmup + 1)]
         refs["eager"] = ref
         if not args.no_compile:
             refs["compiled"] = ref + ["--compile"]

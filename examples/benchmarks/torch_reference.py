@@ -1,6 +1,6 @@
-"""PyTorch + SpikingJelly reference throughput for cifarnet_small (CPU, float32).
+"""PyTorch + SpikingJelly reference throughput for cifarnet_small or wrn20_1 (CPU, float32).
 
-Builds the same network as snnlite's cifarnet_small with SpikingJelly layers in
+Builds the same network as snnlite's cifarnet_small (or wrn20_1) with SpikingJelly layers in
 multi-step mode (LIF tau=2, v_th=1, hard reset to 0, ATan surrogate, torch
 backend), feeds a direct-coded random image batch (the same image at every time
 step) and measures
@@ -61,15 +61,21 @@ def _sj_version() -> str:
         return getattr(spikingjelly, "__version__", "unknown")
 
 
+def _lif_kwargs(neuron, surrogate):
+    """LIF tau=2, v_th=1, hard reset to 0, ATan surrogate, multi-step, torch backend."""
+    kw = {"tau": 2.0, "v_threshold": 1.0, "v_reset": 0.0, "decay_input": True,
+          "detach_reset": False, "surrogate_function": surrogate.ATan(alpha=2.0),
+          "step_mode": "m"}
+    if "backend" in inspect.signature(neuron.LIFNode.__init__).parameters:
+        kw["backend"] = "torch"
+    return kw
+
+
 def build_cifarnet_small(layer, neuron, surrogate):
     """cifarnet_small: 4 x (conv3x3-BN-LIF) with 3 average pools, then Linear(2048, 10)."""
     from torch import nn
 
-    lif_kwargs = {"tau": 2.0, "v_threshold": 1.0, "v_reset": 0.0, "decay_input": True,
-                  "detach_reset": False, "surrogate_function": surrogate.ATan(alpha=2.0),
-                  "step_mode": "m"}
-    if "backend" in inspect.signature(neuron.LIFNode.__init__).parameters:
-        lif_kwargs["backend"] = "torch"
+    lif_kwargs = _lif_kwargs(neuron, surrogate)
 
     def block(cin, cout):
         return [layer.Conv2d(cin, cout, 3, padding=1, bias=False, step_mode="m"),
@@ -86,8 +92,56 @@ def build_cifarnet_small(layer, neuron, surrogate):
     )
 
 
+def build_spiking_resnet(layer, neuron, surrogate, depth=20, width=1):
+    """snnlite's ``spiking_resnet(depth, width)`` (``wrn20_1`` by default): a stem
+    conv3x3-BN-LIF, three stages of SpikingJelly-style basic blocks (LIF after the residual
+    add; 1x1 conv + BN shortcut where the shape changes) with 16k, 32k, 64k channels, an
+    8x8 average pool and Linear(64k, 10)."""
+    from torch import nn
+
+    n = (depth - 2) // 6
+    lif_kwargs = _lif_kwargs(neuron, surrogate)
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = layer.Conv2d(cin, cout, 3, stride, 1, bias=False, step_mode="m")
+            self.bn1 = layer.BatchNorm2d(cout, step_mode="m")
+            self.sn1 = neuron.LIFNode(**lif_kwargs)
+            self.conv2 = layer.Conv2d(cout, cout, 3, 1, 1, bias=False, step_mode="m")
+            self.bn2 = layer.BatchNorm2d(cout, step_mode="m")
+            self.downsample = None
+            if stride != 1 or cin != cout:
+                self.downsample = nn.Sequential(
+                    layer.Conv2d(cin, cout, 1, stride, 0, bias=False, step_mode="m"),
+                    layer.BatchNorm2d(cout, step_mode="m"))
+            self.sn2 = neuron.LIFNode(**lif_kwargs)
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(self.sn1(self.bn1(self.conv1(x)))))
+            return self.sn2(out + (x if self.downsample is None else self.downsample(x)))
+
+    widths = [16 * width, 32 * width, 64 * width]
+    mods = [layer.Conv2d(3, widths[0], 3, 1, 1, bias=False, step_mode="m"),
+            layer.BatchNorm2d(widths[0], step_mode="m"), neuron.LIFNode(**lif_kwargs)]
+    cin = widths[0]
+    for i, w in enumerate(widths):
+        for j in range(n):
+            mods.append(Block(cin, w, 2 if i > 0 and j == 0 else 1))
+            cin = w
+    mods += [layer.AvgPool2d(8, step_mode="m"), layer.Flatten(step_mode="m"),
+             layer.Linear(widths[2], 10, step_mode="m")]
+    return nn.Sequential(*mods)
+
+
+MODELS = {"cifarnet_small": build_cifarnet_small,
+          "wrn20_1": lambda layer, neuron, surrogate:
+          build_spiking_resnet(layer, neuron, surrogate, 20, 1)}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="cifarnet_small", choices=sorted(MODELS))
     ap.add_argument("--T", type=int, default=8, help="time steps")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--steps", type=int, default=10, help="timed iterations per phase")
@@ -106,7 +160,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     T, B = args.T, args.batch_size
 
-    net = build_cifarnet_small(layer, neuron, surrogate)
+    net = MODELS[args.model](layer, neuron, surrogate)
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True,
                           weight_decay=5e-4)
     model = torch.compile(net) if args.compile else net
@@ -143,6 +197,7 @@ def main(argv=None) -> int:
     n_img = B * args.steps
     result = {
         "framework": "pytorch+spikingjelly" + (" (torch.compile)" if args.compile else ""),
+        "model": args.model,
         "compiled": bool(args.compile),
         "torch": torch.__version__,
         "spikingjelly": _sj_version(),
