@@ -78,7 +78,7 @@ def test_conv2d_event_winograd_and_im2col_paths_agree(rng, threads, monkeypatch)
     """Every path of the forward pass and the weight gradient gives the plain-loop result:
     event lists, Winograd (grouped as for BLAS libraries with small-matrix kernels, with a
     partial last group) and im2col, on a batch whose images split between the event and
-    the dense path, with output channels that are no multiple of the register block and
+    the dense path, with output channels that are no multiple of the register block (narrow and wide) and
     channels with few and with many events (the two event weight-gradient loops)."""
     from snnlite import _blas
     from snnlite.kernels import conv_event, winograd
@@ -88,7 +88,8 @@ def test_conv2d_event_winograd_and_im2col_paths_agree(rng, threads, monkeypatch)
     _pool.set_num_threads(threads)
     try:
         for N, C, H, W, O, s, p in [(5, 16, 6, 8, 2 * conv_event.OB + 3, 1, 1),
-                                    (3, 16, 7, 6, 20, 2, 1), (3, 4, 6, 6, 5, 1, 0)]:
+                                    (3, 16, 7, 6, 20, 2, 1), (3, 4, 6, 6, 5, 1, 0),
+                                    (2, 8, 6, 6, 16, 1, 1), (2, 8, 6, 6, 17, 1, 1)]:
             x = np.concatenate([_spiky(rng, (1, C, H, W), d) for d in (0.05, 0.7) * N][:N])
             w = rng.standard_normal((O, C, 3, 3))
             ry = naive.conv2d(x, w, None, s, p)

@@ -14,8 +14,8 @@ give for free.
 """
 import numpy as np
 
-from .._config import njit
-from .conv_event import channel_events, forward_image, weight_grad_image
+from .._config import njit, njit_inline
+from .conv_event import OB, channel_events, forward_image, weight_grad_image
 from .util import fill
 
 
@@ -65,12 +65,13 @@ def col2im(dx, cols, kh, kw, stride, pad, Ho, Wo):
                             dst[ix] += src[ox]
 
 
-@njit
-def conv2d_forward(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, cols, cnt,
-                   idx, val, ptr, key, kval, yrow, tid, P):
+@njit_inline
+def _forward(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, cols, cnt, idx, val,
+             ptr, key, kval, yrow, width, tid, P):
     """y (N, O, Ho*Wo) <- conv of x (N, C, H, W) for images tid, tid + P, ... (worker tid of
     P); w2 (O, Ckk) with rows in (c, ky, kx) order, wt (kh*kw*C, O') the same weights with
-    rows in (ky, kx, c) order and O' >= O columns, zero past O (whole register blocks).
+    rows in (ky, kx, c) order and O' >= O columns, zero past O (whole register blocks of
+    ``width`` channels, a constant: see :func:`.conv_event.block_width`).
     Images whose nonzero fraction is below ``sparse_below`` take the event path, the others
     im2col + GEMM, or, with ``defer``, are left to the caller (for Winograd); nz[n] (N,) <-
     the nonzero count of the event images, -1 for the others.
@@ -78,7 +79,7 @@ def conv2d_forward(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, c
     Scratch of this worker: cols[tid] (Ckk, Ho*Wo); for the event path (see
     :func:`.conv_event.forward_image`) cnt[tid] (C,), idx[tid] and val[tid] (C, H*W),
     ptr[tid] ((H + 2 pad) * (W + 2 pad) + 1,), key[tid] and kval[tid] (C*H*W,), yrow[tid]
-    (Wo, OB)."""
+    (Wo, width)."""
     N, C, H, W = x.shape
     Ho = out_size(H, kh, stride, pad)
     Wo = out_size(W, kw, stride, pad)
@@ -94,7 +95,7 @@ def conv2d_forward(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, c
             nz[n] = 0
         elif 0 < k < limit:
             forward_image(y[n], cnt[tid], idx[tid], val[tid], wt, kh, kw, stride, Wp, ptr[tid],
-                          key[tid], kval[tid], yrow[tid])
+                          key[tid], kval[tid], yrow[tid], width)
             nz[n] = k
         else:
             nz[n] = -1
@@ -103,9 +104,9 @@ def conv2d_forward(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, c
                 np.dot(w2, cols[tid], y[n])
 
 
-@njit
-def conv2d_backward(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_below,
-                    need_dx, need_dw, cols, tmp, cnt, idx, val, dyp, tid, P):
+@njit_inline
+def _backward(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_below, need_dx, need_dw,
+              cols, tmp, cnt, idx, val, dyp, width, tid, P):
     """Gradients of y = conv(x, w) given dy (N, O, Ho, Wo), images tid, tid + P, ...
 
     dx (N, C, H, W) <- input gradient (if need_dx; fully overwritten);
@@ -115,8 +116,8 @@ def conv2d_backward(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_belo
     images, -1 for the others).
     Scratch of this worker: cols[tid] (Ckk, Ho*Wo), tmp[tid] (Ckk, O); for the event path
     cnt[tid] (C,), idx[tid] and val[tid] (C, H*W), and dyp[tid] ((Ho + 2(kh - 1)) *
-    (Wo + 2(kw - 1)), O rounded up to whole register blocks) with a zero border and zero
-    padding channels (see :func:`.conv_event.weight_grad_image`).
+    (Wo + 2(kw - 1)), O rounded up to whole register blocks of ``width``) with a zero
+    border and zero padding channels (see :func:`.conv_event.weight_grad_image`).
     (The Winograd passes are separate kernels, :mod:`.winograd`.)
     """
     acc, cbuf, tbuf = dwT[tid], cols[tid], tmp[tid]
@@ -137,7 +138,7 @@ def conv2d_backward(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_belo
             if 0 <= k < limit:
                 if k > 0:
                     weight_grad_image(acc, cnt[tid], idx[tid], val[tid], d, kh, kw, Wo,
-                                      dyp[tid])
+                                      dyp[tid], width)
                 nz[n] = k
             else:
                 nz[n] = -1
@@ -151,3 +152,38 @@ def conv2d_backward(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_belo
             np.dot(wT, dy[n].reshape(O, HW), cbuf)
             fill(dx[n], 0)
             col2im(dx[n], cbuf, kh, kw, stride, pad, Ho, Wo)
+
+
+# The drivers, one per register-block width (a compile-time constant of the event kernels;
+# each is compiled on first use): OB wide, and 16 wide for layers of up to 16 channels.
+
+@njit
+def conv2d_forward(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, cols, cnt, idx,
+                   val, ptr, key, kval, yrow, tid, P):
+    """:func:`_forward` with blocks of OB output channels."""
+    _forward(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, cols, cnt, idx, val,
+             ptr, key, kval, yrow, OB, tid, P)
+
+
+@njit
+def conv2d_forward_narrow(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, cols,
+                          cnt, idx, val, ptr, key, kval, yrow, tid, P):
+    """:func:`_forward` with blocks of 16 output channels."""
+    _forward(y, nz, x, w2, wt, kh, kw, stride, pad, sparse_below, defer, cols, cnt, idx, val,
+             ptr, key, kval, yrow, 16, tid, P)
+
+
+@njit
+def conv2d_backward(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_below, need_dx,
+                    need_dw, cols, tmp, cnt, idx, val, dyp, tid, P):
+    """:func:`_backward` with blocks of OB output channels."""
+    _backward(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_below, need_dx, need_dw,
+              cols, tmp, cnt, idx, val, dyp, OB, tid, P)
+
+
+@njit
+def conv2d_backward_narrow(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_below,
+                           need_dx, need_dw, cols, tmp, cnt, idx, val, dyp, tid, P):
+    """:func:`_backward` with blocks of 16 output channels."""
+    _backward(dx, dwT, nz, dy, x, w2, wT, kh, kw, stride, pad, sparse_below, need_dx, need_dw,
+              cols, tmp, cnt, idx, val, dyp, 16, tid, P)

@@ -6,8 +6,9 @@ move each row once per use and to keep the sums in registers:
 
 * Weights are channel-last, ``wt (kh*kw*C, O)`` with rows in (ky, kx, c) order, so one input
   event at one kernel tap reads one contiguous row of O floats.
-* A block of ``OB`` output channels is summed in a stack array that LLVM keeps in vector
-  registers for the whole inner loop (a heap array could alias the rows it reads).
+* A block of output channels (:data:`OB` or fewer) is summed in a stack array that LLVM
+  keeps in vector registers for the whole inner loop (a heap array could alias the rows it
+  reads).
 * The input is zero-padded implicitly: events are indexed on the padded grid, so no border
   test sits in an inner loop. Forward events are sorted by padded pixel (CSR); since a
   pixel's row of kw neighbours is contiguous in that order, and the weight row of an event
@@ -28,7 +29,15 @@ from numba.extending import intrinsic
 from .._config import VECTOR_BITS, njit
 
 OB = 128 if VECTOR_BITS >= 512 else 64
-"""Output channels summed per register block: 8 vector registers of float32."""
+"""Widest block of output channels summed in registers: 8 vector registers of float32.
+Layers with few output channels use a narrower block (:func:`block_width`), a literal the
+kernels are compiled for (one specialisation per width in use)."""
+
+
+def block_width(O):
+    """Register block for O output channels: 16 for up to 16 (the narrow stages of
+    wide-ResNets), else OB (padding O up to it: fewer specialisations to compile)."""
+    return 16 if O <= 16 else OB
 
 SHORT = 24
 """Channels with fewer events than this take their weight gradient event by event (each
@@ -48,9 +57,10 @@ def _alloca(typingctx, n, like):
 
 
 @njit
-def _block(like):
-    """(OB,) scratch of like's dtype that the optimiser may hold in registers."""
-    return numba.carray(_alloca(OB, like), (OB,))
+def _block(like, width):
+    """(width,) scratch of like's dtype that the optimiser may hold in registers; width a
+    literal."""
+    return numba.carray(_alloca(width, like), (width,))
 
 
 @njit
@@ -111,30 +121,30 @@ def _pixel_csr(ptr, key, kval, cnt, idx, val, Wp):
 
 
 @njit
-def forward_image(y, cnt, idx, val, wt, kh, kw, stride, Wp, ptr, key, kval, yrow):
+def forward_image(y, cnt, idx, val, wt, kh, kw, stride, Wp, ptr, key, kval, yrow, width):
     """y (O, Ho*Wo) <- convolution of one image from its channel events (``channel_events``
     on the input grid padded by ``pad``: Wg = Wp = W + 2 pad, off = pad*Wp + pad); wt
-    (kh*kw*C, O') with O' >= O a multiple of OB, zero past O. Scratch: ptr ((H + 2 pad) *
-    Wp + 1,), key and kval (C*H*W,), yrow (Wo, OB)."""
+    (kh*kw*C, O') with O' >= O a multiple of the block ``width`` (a literal), zero past O.
+    Scratch: ptr ((H + 2 pad) * Wp + 1,), key and kval (C*H*W,), yrow (Wo, width)."""
     O = y.shape[0]
     C = cnt.shape[0]
     Wo = yrow.shape[0]
     Ho = y.shape[1] // Wo
     _pixel_csr(ptr, key, kval, cnt, idx, val, Wp)
-    acc = _block(y)
-    for ob in range(0, O, OB):  # outermost: only this block's weight columns stay in cache
-        nb = min(OB, O - ob)
+    acc = _block(y, width)
+    for ob in range(0, O, width):  # outermost: only this block's weight columns stay in cache
+        nb = min(width, O - ob)
         for oy in range(Ho):
             for ox in range(Wo):
-                for o in range(OB):
+                for o in range(width):
                     acc[o] = 0
                 for ky in range(kh):
                     a = (oy * stride + ky) * Wp + ox * stride
                     base = (ky * kw - ox * stride) * C
                     for j in range(ptr[a], ptr[a + kw]):
                         v = kval[j]
-                        wr = wt[key[j] + base, ob:ob + OB]
-                        for o in range(OB):
+                        wr = wt[key[j] + base, ob:ob + width]
+                        for o in range(width):
                             acc[o] += v * wr[o]
                 out = yrow[ox]
                 for o in range(nb):
@@ -146,13 +156,14 @@ def forward_image(y, cnt, idx, val, wt, kh, kw, stride, Wp, ptr, key, kval, yrow
 
 
 @njit
-def weight_grad_image(dw2, cnt, idx, val, dy, kh, kw, Wo, dyp):
+def weight_grad_image(dw2, cnt, idx, val, dy, kh, kw, Wo, dyp, width):
     """dw2 (C*kh*kw, O) += weight gradient of one image of a stride-1 convolution (rows in
     (c, ky, kx) order), from its channel events on the output-gradient grid
     (``channel_events`` with Wg = Wq = Wo + 2(kw - 1), off = (pad + kh - 1) * Wq + pad + kw
     - 1) and dy (O, Ho*Wo).
 
-    dyp ((Ho + 2(kh - 1)) * Wq, O') with O' >= O a multiple of OB: dy channel-last on the
+    dyp ((Ho + 2(kh - 1)) * Wq, O') with O' >= O a multiple of the block ``width`` (a
+    literal): dy channel-last on the
     grid padded by k - 1; its border and its columns past O must be zero on entry (they are
     never written here), the rest is overwritten."""
     O = dy.shape[0]
@@ -165,7 +176,7 @@ def weight_grad_image(dw2, cnt, idx, val, dy, kh, kw, Wo, dyp):
             src = dy[o, oy * Wo:(oy + 1) * Wo]
             for ox in range(Wo):
                 dyp[r0 + ox, o] = src[ox]
-    acc = _block(dw2)
+    acc = _block(dw2, width)
     for c in range(C):
         n = cnt[c]
         if n == 0:
@@ -185,14 +196,14 @@ def weight_grad_image(dw2, cnt, idx, val, dy, kh, kw, Wo, dyp):
             for kx in range(kw):
                 shift = ky * Wq + kx
                 drow = dw2[(c * kh + ky) * kw + kx]
-                for ob in range(0, O, OB):
-                    nb = min(OB, O - ob)
-                    for o in range(OB):
+                for ob in range(0, O, width):
+                    nb = min(width, O - ob)
+                    for o in range(width):
                         acc[o] = 0
                     for k in range(n):
                         v = vc[k]
-                        gr = dyp[ic[k] - shift, ob:ob + OB]
-                        for o in range(OB):
+                        gr = dyp[ic[k] - shift, ob:ob + width]
+                        for o in range(width):
                             acc[o] += v * gr[o]
                     for o in range(nb):
                         drow[ob + o] += acc[o]

@@ -81,8 +81,14 @@ def _flop(nz, event_flop, dense_flop):
 
 
 def _padded(O):
-    """O rounded up to whole register blocks (see :data:`.conv_event.OB`)."""
-    return -(-O // kevent.OB) * kevent.OB
+    """O rounded up to whole register blocks (see :func:`.conv_event.block_width`)."""
+    b = kevent.block_width(O)
+    return -(-O // b) * b
+
+
+def _narrow_or(O, wide, narrow):
+    """The driver compiled for O output channels' register block width."""
+    return wide if kevent.block_width(O) == kevent.OB else narrow
 
 
 def _event_scratch(ws, P, C, H, W, dtype):
@@ -129,13 +135,14 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, sparse_below=0.2, 
     ptr = _scratch(ws, "ev_ptr", (P, (H + 2 * padding) * (W + 2 * padding) + 1), np.int64)
     key = _scratch(ws, "ev_key", (P, C * H * W), np.int32)
     kval = _scratch(ws, "ev_kval", (P, C * H * W), x.dtype)
-    yrow = _scratch(ws, "ev_yrow", (P, Wo, kevent.OB), x.dtype)
+    yrow = _scratch(ws, "ev_yrow", (P, Wo, kevent.block_width(O)), x.dtype)
     y = np.empty((N, O, Ho, Wo), x.dtype)
     nz = np.zeros(N, np.int64)
     with _blas.blas_threads(1):
         _timed("conv fwd event" if wino else "conv fwd event + im2col",
                lambda: _flop(nz, 2.0 * kh * kw * O, 0.0 if wino else 2.0 * C * kh * kw * O * Ho
-                             * Wo), _pool.shares, kconv.conv2d_forward,
+                             * Wo), _pool.shares, _narrow_or(O, kconv.conv2d_forward,
+                                                           kconv.conv2d_forward_narrow),
                y.reshape(N, O, Ho * Wo), nz, x, w2, wt, kh, kw, stride, padding,
                float(sparse_below), wino, cols, *ev, ptr, key, kval, yrow)
         images = np.flatnonzero(nz < 0)
@@ -190,8 +197,9 @@ def conv2d_backward(dy, x, weight, stride=1, padding=0, need_dx=True, need_dw=Tr
             kind = "conv dw" if wino or not need_dx else "conv dx" if not need_dw else \
                 "conv dw + dx im2col"
             _timed(kind, lambda: _flop(nz, 2.0 * kh * kw * O, 2.0 * Ckk * O * Ho * Wo)
-                   if need_dw else 0.0, _pool.shares, kconv.conv2d_backward, dx, dwT, nz, dy,
-                   x, w2, wT, kh, kw, stride, padding, float(sparse_below),
+                   if need_dw else 0.0, _pool.shares,
+                   _narrow_or(O, kconv.conv2d_backward, kconv.conv2d_backward_narrow), dx, dwT,
+                   nz, dy, x, w2, wT, kh, kw, stride, padding, float(sparse_below),
                    need_dx and not wino, need_dw, cols, tmp, *ev, dyp)
         if wino:
             U = _scratch(ws, "wino_Ub", (16, C, O), x.dtype)
