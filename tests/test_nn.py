@@ -104,6 +104,30 @@ def test_time_broadcast_equals_materialised_input(rng):
         np.testing.assert_allclose(v, m2.state_dict()[k], rtol=1e-12, err_msg=k)
 
 
+def test_kernels_never_see_read_only_arrays(rng):
+    """A time-broadcast input (direct coding) is a read-only view; handing it to a kernel
+    would compile that kernel a second time, for read-only arrays (seconds of JIT each). A
+    training and an eval step with direct coding leave no read-only signature."""
+    import types
+
+    import numba
+
+    from snnlite import kernels
+    m = snnlite.models.cifarnet_small(seed=0)
+    x = snnlite.encoding.direct(rng.random((2, 3, 32, 32), dtype=np.float32), 2)
+    y = m.forward(x)
+    m.backward(np.ones_like(y))
+    m.eval()
+    m.forward(x)
+    sigs = [(mod.__name__, name, sig) for mod in vars(kernels).values()
+            if isinstance(mod, types.ModuleType)
+            for name, f in vars(mod).items() if isinstance(f, numba.core.registry.CPUDispatcher)
+            for sig in f.signatures]
+    assert len(sigs) > 10
+    for where in sigs:
+        assert not any(isinstance(a, numba.types.Array) and not a.mutable for a in where[2]), where
+
+
 def test_stateless_stack_gradcheck(rng):
     """conv -> BN -> avgpool -> flatten -> linear -> time mean, float64 finite differences
     through the module system (time folded into the batch, broadcast input)."""

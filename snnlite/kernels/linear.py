@@ -11,8 +11,9 @@ def linear_forward(y, x, w, b, has_bias, lo, hi):
     if hi > lo:
         np.dot(x[lo:hi], w.T, y[lo:hi])
         if has_bias:
-            for i in range(lo, hi):
-                y[i] += b
+            for i in range(lo, hi):  # elementwise: a row-slice assignment would compile
+                for j in range(b.shape[0]):  # numba's formatted shape-mismatch error (~10 s)
+                    y[i, j] += b[j]
 
 
 @njit

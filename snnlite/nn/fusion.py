@@ -12,7 +12,7 @@ import numpy as np
 
 from . import functional as F
 from .layers import AvgPool2d, BatchNorm2d
-from .module import is_time_broadcast
+from .module import first_step, is_time_broadcast
 from .neuron import IF, LIF
 
 NEURONS = (LIF, IF)  # the neurons the fused kernel runs (IF: a LIF with tau = inf)
@@ -37,8 +37,8 @@ class FusedBNLIF:
             raise ValueError(f"BatchNorm2d: expected {bn.num_features} channels, got shape "
                              f"{x.shape}")
         T = x.shape[0]
-        self._bc = bc = is_time_broadcast(x)
-        x0 = np.ascontiguousarray(x[:1] if bc else x)
+        self._bc = is_time_broadcast(x)
+        x0 = np.ascontiguousarray(first_step(x))
         C = x0.shape[2]
         if bn.training:
             mean, var = F.batch_norm_stats(x0.reshape(-1, C, x0.shape[3] * x0.shape[4]))

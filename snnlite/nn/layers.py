@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import functional as F
-from .module import Module, Parameter, is_time_broadcast, sum_over_time
+from .module import Module, Parameter, first_step, is_time_broadcast, sum_over_time
 
 
 def _uniform(rng, bound, shape, dtype):
@@ -34,7 +34,7 @@ class TimeFolded(Module):
             raise ValueError(f"{type(self).__name__}: expected input of rank {self.in_rank} "
                              f"[T, B, ...], got shape {x.shape}")
         bc = is_time_broadcast(x)
-        xs = x[:1] if bc else x
+        xs = first_step(x)
         y = self._forward(xs.reshape((-1,) + xs.shape[2:]))
         y = y.reshape(xs.shape[:2] + y.shape[1:])
         self._bc, self._in_shape = bc, xs.shape

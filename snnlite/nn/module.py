@@ -35,6 +35,14 @@ def is_time_broadcast(x):
     return x.ndim >= 1 and x.shape[0] > 1 and x.strides[0] == 0
 
 
+def first_step(x):
+    """x[:1] for a time-broadcast x (see :func:`is_time_broadcast`), else x; always writable,
+    a copy of a read-only view (a broadcast is one), so that the kernels see one array type
+    and are compiled once rather than again for read-only arrays."""
+    xs = x[:1] if is_time_broadcast(x) else x
+    return xs if xs.flags.writeable else xs.copy()
+
+
 def sum_over_time(dy):
     """(1, ...) gradient of a time-broadcast input from dy (T, ...) or (1, ...)."""
     if dy.shape[0] == 1:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from . import functional as F
-from .module import Module, is_time_broadcast
+from .module import Module, first_step
 
 
 class LIF(Module):
@@ -51,7 +51,7 @@ class LIF(Module):
         if x.ndim < 2:
             raise ValueError(f"LIF: expected input [T, B, ...], got shape {x.shape}")
         T = x.shape[0]
-        x2 = x[:1] if is_time_broadcast(x) else x
+        x2 = first_step(x)
         s, h, v = F.lif_forward(x2.reshape(x2.shape[0], -1), self.tau, self.v_threshold,
                                 self.v_reset, self.decay_input, v0, T)
         self.spike_count = int(np.count_nonzero(s))
@@ -145,7 +145,7 @@ class CubaLIF(Module):
         if x.ndim < 2:
             raise ValueError(f"CubaLIF: expected input [T, B, ...], got shape {x.shape}")
         T = x.shape[0]
-        x2 = x[:1] if is_time_broadcast(x) else x
+        x2 = first_step(x)
         s, h, v, i = F.cuba_forward(x2.reshape(x2.shape[0], -1), v_leak=self.v_leak, v0=v0,
                                     i0=i0, T=T, **self._params())
         self.spike_count = int(np.count_nonzero(s))
