@@ -19,8 +19,12 @@ import snntorch as snn
 import torch
 from neurobench.benchmarks import Benchmark
 from neurobench.metrics.static import ConnectionSparsity, Footprint, ParameterCount
-from neurobench.metrics.workload import (ActivationSparsity, ClassificationAccuracy,
-                                         MembraneUpdates, SynapticOperations)
+from neurobench.metrics.workload import (
+    ActivationSparsity,
+    ClassificationAccuracy,
+    MembraneUpdates,
+    SynapticOperations,
+)
 from neurobench.models import TorchModel
 from torch import nn
 

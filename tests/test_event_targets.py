@@ -36,7 +36,8 @@ def test_builtin_profiles_carry_a_source_for_every_figure():
                 if f.second_hand:
                     assert f.note, (t.name, k)
     assert got["cmos45_fp32"].price("mac_pj") == 4.6 and got["cmos45_int8"].price("ac_pj") == 0.03
-    assert got["speck"].constraint("layers_max") == 9 and got["speck"].constraint("weight_bits") == 8
+    assert got["speck"].constraint("layers_max") == 9
+    assert got["speck"].constraint("weight_bits") == 8
     assert len(got["speck"].constraint("core_memory")) == 9
     assert got["loihi"].constraint("neurons_per_core") == 1024
     assert got["loihi"].compute["ac_pj"].second_hand  # Davies et al.'s Table 2, seen quoted

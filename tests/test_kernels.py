@@ -78,8 +78,8 @@ def test_conv2d_event_winograd_and_im2col_paths_agree(rng, threads, monkeypatch)
     """Every path of the forward pass and the weight gradient gives the plain-loop result:
     event lists, Winograd (grouped as for BLAS libraries with small-matrix kernels, with a
     partial last group) and im2col, on a batch whose images split between the event and
-    the dense path, with output channels that are no multiple of the register block (narrow and wide) and
-    channels with few and with many events (the two event weight-gradient loops)."""
+    the dense path, with output channels that are no multiple of the register block (narrow
+    and wide) and channels with few and with many events (the two event weight-gradient loops)."""
     from snnlite import _blas
     from snnlite.kernels import conv_event, winograd
     monkeypatch.setattr(_blas, "small_gemm_limit", lambda: 3e4)

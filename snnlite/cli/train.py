@@ -5,8 +5,14 @@ from ..io.config import TrainConfig
 from ..models import MODELS
 from ..train import Trainer
 from .banner import banner, eta_printer
-from .common import (ENCODINGS, add_data_args, apply_overrides, load_data, print_table,
-                     report_changes)
+from .common import (
+    ENCODINGS,
+    add_data_args,
+    apply_overrides,
+    load_data,
+    print_table,
+    report_changes,
+)
 from .quantize import add_qat_args, qat_format
 
 TABLE = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "wall_s"]

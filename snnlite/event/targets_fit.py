@@ -283,9 +283,11 @@ def format_fit(report):
         lines.append(f"  {v['layer'] or '(model)'}: {v['constraint']}: {v['message']}")
     if report["cores_used"] is not None:
         avail = report["cores_available"]
+        where = ", ".join(f"{r['name']}: " + (str(r["cores"]) if r["core"] is None
+                                                else f"core {r['core']}")
+                          for r in report["layers"] if r["cores"] or r["core"] is not None)
         lines.append(f"  cores: {report['cores_used']}" + (f" of {avail}" if avail else "")
-                     + "  (" + ", ".join(f"{r['name']}: {r['cores'] if r['core'] is None else 'core ' + str(r['core'])}"
-                                         for r in report["layers"] if r["cores"] or r["core"] is not None) + ")")
+                     + f"  ({where})")
     return "\n".join(lines)
 
 
