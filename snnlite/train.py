@@ -4,7 +4,7 @@ A run lives in one folder: ``last.h5`` (written every ``checkpoint_every`` steps
 ``checkpoint_minutes`` and at each epoch end), ``best.h5`` (best test accuracy),
 ``metrics.jsonl`` (one line per epoch) and ``config.json``. Batches are a pure function of
 (seed, epoch, batch index) and the learning rate a pure function of the step, so a run
-resumed from any checkpoint — after Ctrl-C, a crash or SIGKILL — ends with the same weights
+resumed from any checkpoint — after Ctrl-C, SIGTERM, a crash or SIGKILL — ends with the same weights
 as one that was never interrupted (for the same number of threads).
 
 One run per folder: the trainer locks it (:class:`~snnlite.io.run_folder.RunFolder`) from
@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -36,12 +37,24 @@ from .losses import DivergenceError
 
 # TrainConfig, load_model and model_input live in snnlite.io.config, snnlite.io.checkpoint
 # and snnlite.encoding; they stay importable from here for code written against snnlite 0.1.
-__all__ = ["DivergenceError", "TrainConfig", "Trainer", "evaluate", "load_model",
-           "model_input", "subset"]
+__all__ = ["DivergenceError", "Interrupted", "TrainConfig", "Trainer", "evaluate",
+           "load_model", "model_input", "subset"]
 
 
 ETA_STEPS = 5
 """Steps timed (after the first of a sitting) before the total time is estimated."""
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop a run cleanly: the current step ends, ``last.h5`` is written."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by one of :data:`STOP_SIGNALS` after saving its checkpoint; ``signum``
+    says which (the CLI exits with 128 + signum, the shell's convention)."""
+
+    def __init__(self, signum, message):
+        super().__init__(message)
+        self.signum = signum
 
 
 def subset(ds, limit):
@@ -285,18 +298,21 @@ class Trainer:
         return {}
 
     # ------------------------------------------------------------------ loop
-    def _on_sigint(self, signum, frame):
-        self._stop = True
+    def _on_signal(self, signum, frame):
+        self._stop = signum
 
     def fit(self):
-        """Train until ``epochs`` are done (or Ctrl-C: checkpoint, then KeyboardInterrupt)."""
+        """Train until ``epochs`` are done, or until Ctrl-C or SIGTERM (a job scheduler's stop,
+        ``kill``): checkpoint at the end of the current step, then :class:`Interrupted`."""
         with self._running():
             self._write_config()
-            old = signal.signal(signal.SIGINT, self._on_sigint)
+            main = threading.current_thread() is threading.main_thread()
+            old = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS} if main else {}
             try:
                 return self._fit()
             finally:
-                signal.signal(signal.SIGINT, old)
+                for s, h in old.items():
+                    signal.signal(s, h)
 
     @contextlib.contextmanager
     def _running(self):
@@ -372,8 +388,9 @@ class Trainer:
                 t0 = now
                 if self._stop:
                     self.save(self.out / "last.h5")
-                    raise KeyboardInterrupt(f"interrupted; checkpoint saved to "
-                                            f"{self.out / 'last.h5'} (resume with --resume)")
+                    raise Interrupted(self._stop, f"interrupted ({signal.Signals(self._stop).name}"
+                                      f"); checkpoint saved to {self.out / 'last.h5'} (resume "
+                                      "with --resume)")
                 if (st["step"] % cfg.checkpoint_every == 0
                         or now - last_save > 60 * cfg.checkpoint_minutes):
                     self.save(self.out / "last.h5")

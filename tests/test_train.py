@@ -307,7 +307,10 @@ def test_checkpoint_is_atomic_and_corruption_is_reported(tmp_path):
         load_checkpoint(tmp_path / "missing.h5")
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(mini, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_resume_finishes(mini, tmp_path, sig):
+    """Ctrl-C, and SIGTERM (what kill and job schedulers send), end the step, save, exit
+    128 + the signal number."""
     path, _ = mini
     args = ["train", "--data", path, "--T", "4", "--epochs", "1", "--batch-size", "32",
             "--train-limit", "960", "--test-limit", "32", "--checkpoint-every", "1000",
@@ -317,12 +320,12 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(mini, tmp_path):
     while time.time() < deadline and not (tmp_path / "config.json").exists():
         time.sleep(0.05)
     time.sleep(1.5)  # into the epoch (30 steps), before any periodic checkpoint
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=600)
     if proc.returncode == 0:
         pytest.skip("the run finished before the interrupt arrived")
-    assert proc.returncode == 130, err
-    assert "checkpoint saved" in err
+    assert proc.returncode == 128 + sig, err
+    assert f"interrupted ({sig.name}); checkpoint saved" in err
     step = load_checkpoint(tmp_path / "last.h5")["state"]["step"]
     assert 0 < step < 30
     res = _cli(args + ["--resume"])

@@ -6,6 +6,7 @@ import argparse
 import errno
 import os
 import pickle
+import signal
 import sys
 
 from .._memory import tune_malloc
@@ -57,8 +58,9 @@ def build_parser():
 
 def main(argv=None):
     """Run one command; returns its exit status. Any error is one line on stderr, ``snnlite
-    COMMAND: error: ...``, and status 2 (1 for an internal error, 130 after Ctrl-C); with
-    ``--debug`` (anywhere on the line) or ``SNNLITE_DEBUG=1`` the traceback is shown too."""
+    COMMAND: error: ...``, and status 2 (1 for an internal error, 130 after Ctrl-C, 143 after
+    SIGTERM); with ``--debug`` (anywhere on the line) or ``SNNLITE_DEBUG=1`` the traceback is
+    shown too."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SNNLITE_DEBUG", "") not in ("", "0")
     argv = (["--debug"] if "--debug" in argv else []) + [a for a in argv if a != "--debug"]
@@ -69,7 +71,7 @@ def main(argv=None):
         return args.func(args)
     except KeyboardInterrupt as e:
         print(f"\n{e or 'interrupted'}", file=sys.stderr)
-        return 130
+        return 128 + int(getattr(e, "signum", signal.SIGINT))
     except Exception as e:  # noqa: BLE001 - every error becomes one line (or --debug)
         if debug:
             raise
