@@ -16,12 +16,13 @@ from conftest import REPO, shared_data_dir
 
 from snnlite import cli, data
 from snnlite.io.checkpoint import load_model
-from snnlite.plot import HINT, gather, read_audit, read_run
+from snnlite.plot import HINT, gather, read_audit, read_depth_stats, read_json, read_run
 
 needs_mpl = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
                                reason="matplotlib is not installed (pip install -e \".[plot]\")")
 
 PNG = b"\x89PNG\r\n\x1a\n"
+DEPTH_JSON = REPO / "examples" / "runs" / "depth" / "cifarnet_small.json"
 
 
 def _main(argv, capsys):
@@ -65,6 +66,20 @@ def audit_json(runs, mini_npz):
     return path
 
 
+def _depth_stats(path, n=3, pos=True, **top):
+    """A small depth-statistics file (``examples/depth_stats.py --json``'s schema): ``n``
+    layers, TTFS firing at half the direct rate."""
+    def rows(scale):
+        return [{"layer": f"layer{d}.sn1", "depth": d + 1, "neurons": 10,
+                 "firing_rate": 0.1 * scale * (d + 1), "preact_mean": 0.2 * scale - 0.1 * d,
+                 **({"preact_pos_mean": 0.4 * scale} if pos else {})} for d in range(n)]
+    report = {"checkpoint": "runs/t/last.h5", "model": "toy", "test_images": 10,
+              "teacher_T": 4, "ttfs_T": 8, "layers": {"direct": rows(1.0), "ttfs": rows(0.5)},
+              **top}
+    path.write_text(json.dumps(report))
+    return path
+
+
 def _titles(fig):
     return [ax.get_title() for ax in fig.axes]
 
@@ -93,6 +108,32 @@ def test_sources(runs, audit_json, tmp_path):
     (tmp_path / "bad" / "metrics.jsonl").write_text('{"epoch": 1}\n{oops\n')
     with pytest.raises(ValueError, match=r"metrics.jsonl:2: not a JSON line"):
         read_run(tmp_path / "bad")
+
+
+def test_depth_stats_are_told_from_audits_by_their_keys(tmp_path):
+    src = gather([DEPTH_JSON])
+    assert [d.name for d in src.depths] == ["cifarnet_small"] and not src.audits
+    assert list(src.depths[0].inputs) == ["direct", "direct T=8", "ttfs"]
+    assert isinstance(read_json(_depth_stats(tmp_path / "toy.json")), type(src.depths[0]))
+    neither = [{"rows": []}, [1, 2], {"layers": {"direct": []}},
+               {"layers": {"direct": [{"layer": "1"}], "ttfs": [{"layer": "1"}]}},
+               {"format": "snnlite-audit-v0", "layers": {}}]
+    for i, report in enumerate(neither):
+        (tmp_path / f"x{i}.json").write_text(json.dumps(report))
+        with pytest.raises(ValueError) as e:
+            gather([tmp_path / f"x{i}.json"])
+        msg = str(e.value)
+        assert "\n" not in msg and msg.startswith(f"{tmp_path / f'x{i}.json'}: neither an audit "
+                                                   "report"), msg
+        assert "examples/depth_stats.py" in msg and "snnlite audit" in msg
+    # the same layers in the same order under every input, or it is not depth statistics
+    report = json.loads(_depth_stats(tmp_path / "y.json").read_text())
+    report["layers"]["ttfs"].reverse()
+    (tmp_path / "y.json").write_text(json.dumps(report))
+    with pytest.raises(ValueError, match="y.json: not depth statistics"):
+        read_depth_stats(tmp_path / "y.json")
+    with pytest.raises(ValueError, match="not an audit report"):
+        read_audit(DEPTH_JSON)
 
 
 # ---------------------------------------------------------------- figures
@@ -205,6 +246,54 @@ def test_raster_of_every_layer(runs, mini_npz):
     assert "test image 3: label" in fig._suptitle.get_text()
 
 
+@needs_mpl
+def test_depth_firing_and_preactivation_per_layer():
+    from snnlite.plot import depth_figure
+
+    stats = read_depth_stats(DEPTH_JSON)
+    fig = depth_figure(stats)
+    assert _titles(fig) == ["(a) Firing rate per spiking layer",
+                            "(b) Mean pre-activation per spiking layer",
+                            "(c) Ratio TTFS (T=8) / direct (T=4)"]
+    title = fig._suptitle.get_text()
+    assert "cifarnet_small" in title and stats.report["checkpoint"] in title
+    assert "1,000 test images" in title
+    fire, pre, ratio = fig.axes[:3]
+    assert [t.get_text() for t in fire.get_xticklabels()] == ["LIF 2", "LIF 5", "LIF 9",
+                                                               "LIF 13"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["direct, T=4", "direct, T=8",
+                                                                  "TTFS, T=8"]
+    inputs = stats.inputs
+    np.testing.assert_allclose([b.get_height() for b in fire.patches],
+                               [r["firing_rate"] * 100 for rows in inputs.values()
+                                for r in rows])
+    # per input: the positive part's (wide) bars, then the plain mean's (narrow) ones
+    np.testing.assert_allclose([b.get_height() for b in pre.patches],
+                               [r[k] for rows in inputs.values()
+                                for k in ("preact_pos_mean", "preact_mean") for r in rows])
+    assert _legend(ratio) == ["firing rate", "positive part"]
+    want = [e[k] / d[k] for k in ("firing_rate", "preact_pos_mean")
+            for e, d in zip(inputs["ttfs"], inputs["direct"])]
+    np.testing.assert_allclose([b.get_height() for b in ratio.patches], want)
+    assert all(b.get_height() < 1 for b in ratio.patches[:4])  # TTFS fires less everywhere
+
+
+@needs_mpl
+def test_depth_of_a_deep_model_without_positive_parts_is_stacked(tmp_path):
+    from snnlite.plot import depth_figure
+    from snnlite.plot.depth import WIDE
+
+    stats = read_depth_stats(_depth_stats(tmp_path / "deep.json", n=WIDE + 1, pos=False))
+    fig = depth_figure(stats)
+    fire, pre, ratio = fig.axes[:3]
+    assert fire.get_position().y0 > pre.get_position().y0 > ratio.get_position().y0
+    assert len(pre.patches) == 2 * (WIDE + 1)  # the means only
+    assert _legend(ratio) == ["firing rate"] and pre.get_legend() is None
+    np.testing.assert_allclose([b.get_height() for b in ratio.patches], 0.5)
+    assert [t.get_text() for t in ratio.get_xticklabels()][0] == "layer0.sn1"
+    assert "toy" in fig._suptitle.get_text()
+
+
 # ---------------------------------------------------------------- the command
 @needs_mpl
 def test_cli_writes_png_and_svg(runs, audit_json, mini_npz, capsys, tmp_path):
@@ -232,6 +321,27 @@ def test_cli_writes_png_and_svg(runs, audit_json, mini_npz, capsys, tmp_path):
     assert cli.main(["plot", str(runs / "teacher"), "--kind", "raster", "--sample", "999",
                      "--data", str(mini_npz), "--out", str(out)]) == 2
     assert "--sample: 999 is not a test image index" in capsys.readouterr().err
+
+
+@needs_mpl
+def test_cli_draws_depth_one_figure_per_file(capsys, tmp_path):
+    out = tmp_path / "figs"
+    text = _main(["plot", DEPTH_JSON, "--out", out], capsys)  # auto: depth
+    assert text == f"wrote {out / 'cifarnet_small-depth.png'}\n"
+    assert (out / "cifarnet_small-depth.png").read_bytes()[:8] == PNG
+    toy = _depth_stats(tmp_path / "toy.json")
+    _main(["plot", DEPTH_JSON, toy, "--kind", "depth", "--out", out, "--name", "m",
+           "--format", "svg"], capsys)
+    for name in ("m-depth-cifarnet_small.svg", "m-depth-toy.svg"):
+        assert ET.parse(out / name).getroot().tag.endswith("svg")
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.jsonl").write_text(json.dumps({"epoch": 1}) + "\n")
+    assert cli.main(["plot", str(tmp_path / "r"), "--kind", "depth", "--out", str(out)]) == 2
+    assert "depth: needs depth statistics" in capsys.readouterr().err
+    (tmp_path / "x.json").write_text('{"rows": []}')
+    assert cli.main(["plot", str(tmp_path / "x.json"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "x.json: neither an audit report" in err
 
 
 def test_cli_without_matplotlib_says_how_to_install(monkeypatch, capsys, tmp_path):

@@ -1,10 +1,13 @@
-"""``snnlite plot SOURCE...``: figures (PNG, SVG) of run folders, folders of runs and audit
-reports; matplotlib is needed only here (``pip install -e ".[plot]"``).
+"""``snnlite plot SOURCE...``: figures (PNG, SVG) of run folders, folders of runs, audit
+reports and depth statistics; matplotlib is needed only here (``pip install -e ".[plot]"``).
 
     snnlite plot runs/teacher                                # its training curves
     snnlite plot examples/runs/d2e --kind curves kl-gap firing --format png svg
     snnlite audit CKPT --format json > a.json && snnlite plot a.json   # energy, firing
     snnlite plot runs/skd --kind raster --sample 3           # spikes of test image 3
+    snnlite plot examples/runs/depth/cifarnet_small.json     # firing by depth, direct/TTFS
+
+Several depth-statistics files give one figure each, ``NAME-depth-<file stem>.FORMAT``.
 """
 import sys
 from pathlib import Path
@@ -18,17 +21,19 @@ AUTO = "auto"
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "plot", help="figures: curves, firing, energy, spike rasters, KL vs gap",
+        "plot", help="figures: curves, firing, energy, spike rasters, KL vs gap, depth",
         description="Draw figures of run folders (a folder of run folders counts as its "
-                    "runs), audit reports (snnlite audit --format json) and checkpoints. "
+                    "runs), audit reports (snnlite audit --format json), depth statistics "
+                    "(examples/depth_stats.py --json) and checkpoints. "
                     "Needs matplotlib (pip install -e \".[plot]\").")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="run folder, folder of run folders, audit .json or checkpoint .h5")
+                   help="run folder, folder of run folders, audit or depth-statistics .json, "
+                        "or checkpoint .h5")
     p.add_argument("--kind", nargs="+", default=[AUTO], choices=[AUTO, *plot.KINDS],
                    metavar="KIND",
                    help="figures to draw; auto: curves (+ kl-gap and firing for transfer "
-                        "runs) of runs, energy and firing of audits, the raster of a "
-                        "checkpoint")
+                        "runs) of runs, energy and firing of audits, depth of depth "
+                        "statistics (one figure per file), the raster of a checkpoint")
     p.add_argument("--out", type=Path, default=Path("runs/plots"),
                    help="folder to write the figures in")
     p.add_argument("--name", default=None,
@@ -56,6 +61,8 @@ def _auto(src):
         kinds.append("energy")
     if src.audits or any(h.get("firing_rates") for r in src.runs for h in r.history):
         kinds.append("firing")
+    if src.depths:
+        kinds.append("depth")
     if src.checkpoints:
         kinds.append("raster")
     return kinds
@@ -72,6 +79,13 @@ def _figures(kind, src, args):
         return [("", plot.firing_figure(src.runs, src.audits))]
     if kind == "energy":
         return [("", plot.energy_figure(src.audits))]
+    if kind == "depth":
+        if not src.depths:
+            raise ValueError("depth: needs depth statistics (python examples/depth_stats.py "
+                             "CKPT --json FILE.json)")
+        many = len(src.depths) > 1
+        return [(f"-{d.name.replace('/', '-')}" if many else "", plot.depth_figure(d))
+                for d in src.depths]
     ckpts = [(p.parent.name if p.name in plot.sources.CHECKPOINTS else p.stem, p)
              for p in src.checkpoints]
     ckpts += [(r.name.replace("/", "-"), r.checkpoint) for r in src.runs]
