@@ -21,7 +21,7 @@ AUTO = "auto"
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
-        "plot", help="figures: curves, firing, energy, spike rasters, KL vs gap, depth",
+        "plot", help="figures: curves, firing, energy, rasters, KL vs gap, depth",
         description="Draw figures of run folders (a folder of run folders counts as its "
                     "runs), audit reports (snnlite audit --format json), depth statistics "
                     "(examples/depth_stats.py --json) and checkpoints. "
