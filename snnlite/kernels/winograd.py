@@ -24,7 +24,7 @@ direct sum by a few ulps (the transforms only add, subtract and halve).
 """
 import numpy as np
 
-from .._config import njit
+from .._config import njit, njit_inline
 
 
 @njit
@@ -67,26 +67,35 @@ def usable(kh, kw, stride, pad, H, W):
     return kh == kw == 3 and stride == 1 and pad == 1 and H % 2 == 0 and W % 2 == 0
 
 
+@njit_inline
+def _kernel_tile(u, w, o, c, rot, gg):
+    """u (16,) <- G g G^T for g = w[o, c] (3, 3), rotated by 180 degrees if ``rot``;
+    gg (4, 3) scratch."""
+    half = w.dtype.type(0.5)
+    for b in range(3):  # G @ g, column b
+        if rot:  # g[a, b] = w[o, c, 2 - a, 2 - b]
+            g0, g1, g2 = w[o, c, 2, 2 - b], w[o, c, 1, 2 - b], w[o, c, 0, 2 - b]
+        else:
+            g0, g1, g2 = w[o, c, 0, b], w[o, c, 1, b], w[o, c, 2, b]
+        gg[0, b] = g0
+        gg[1, b] = (g0 + g1 + g2) * half
+        gg[2, b] = (g0 - g1 + g2) * half
+        gg[3, b] = g2
+    for a in range(4):  # (G g) @ G^T, row a
+        g0, g1, g2 = gg[a, 0], gg[a, 1], gg[a, 2]
+        u[4 * a] = g0
+        u[4 * a + 1] = (g0 + g1 + g2) * half
+        u[4 * a + 2] = (g0 - g1 + g2) * half
+        u[4 * a + 3] = g2
+
+
 @njit
 def weight_transform(U, w):
     """U (16, C, O) <- G g G^T for g = w[o, c] rotated by 180 degrees; w (O, C, 3, 3)."""
-    O, C = w.shape[0], w.shape[1]
-    half = w.dtype.type(0.5)
     gg = np.empty((4, 3), w.dtype)
-    for o in range(O):
-        for c in range(C):
-            for b in range(3):  # G @ g, column b; g[a, b] = w[o, c, 2 - a, 2 - b]
-                g0, g1, g2 = w[o, c, 2, 2 - b], w[o, c, 1, 2 - b], w[o, c, 0, 2 - b]
-                gg[0, b] = g0
-                gg[1, b] = (g0 + g1 + g2) * half
-                gg[2, b] = (g0 - g1 + g2) * half
-                gg[3, b] = g2
-            for a in range(4):  # (G g) @ G^T, row a
-                g0, g1, g2 = gg[a, 0], gg[a, 1], gg[a, 2]
-                U[4 * a, c, o] = g0
-                U[4 * a + 1, c, o] = (g0 + g1 + g2) * half
-                U[4 * a + 2, c, o] = (g0 - g1 + g2) * half
-                U[4 * a + 3, c, o] = g2
+    for o in range(w.shape[0]):
+        for c in range(w.shape[1]):
+            _kernel_tile(U[:, c, o], w, o, c, True, gg)
 
 
 @njit
@@ -183,23 +192,10 @@ def output_transform(dx, M, col0, Ub, Y):
 @njit
 def weight_transform_forward(U, w):
     """U (16, O, C) <- G g G^T for g = w[o, c]; w (O, C, 3, 3)."""
-    O, C = w.shape[0], w.shape[1]
-    half = w.dtype.type(0.5)
     gg = np.empty((4, 3), w.dtype)
-    for o in range(O):
-        for c in range(C):
-            for b in range(3):  # G @ g, column b
-                g0, g1, g2 = w[o, c, 0, b], w[o, c, 1, b], w[o, c, 2, b]
-                gg[0, b] = g0
-                gg[1, b] = (g0 + g1 + g2) * half
-                gg[2, b] = (g0 - g1 + g2) * half
-                gg[3, b] = g2
-            for a in range(4):  # (G g) @ G^T, row a
-                g0, g1, g2 = gg[a, 0], gg[a, 1], gg[a, 2]
-                U[4 * a, o, c] = g0
-                U[4 * a + 1, o, c] = (g0 + g1 + g2) * half
-                U[4 * a + 2, o, c] = (g0 - g1 + g2) * half
-                U[4 * a + 3, o, c] = g2
+    for o in range(w.shape[0]):
+        for c in range(w.shape[1]):
+            _kernel_tile(U[:, o, c], w, o, c, False, gg)
 
 
 @njit
