@@ -80,7 +80,7 @@ def test_bn_if_fuses_and_matches_unfused(rng):
 
     x = rng.normal(0, 1, (5, 2, 2, 4, 4))
     groups = fusion_groups(trace(model(True), (2, 4, 4)))
-    assert groups == [(("1", "2"), None)]
+    assert groups == [(("0", "1", "2"), None)]
     a, b = model(True), model(False)
     ya, yb = a.forward(x), b.forward(x)
     np.testing.assert_array_equal(ya, yb)

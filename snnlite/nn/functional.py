@@ -14,6 +14,7 @@ from .. import _blas, _pool
 from ..kernels import batchnorm as kbn
 from ..kernels import conv as kconv
 from ..kernels import conv_event as kevent
+from ..kernels import conv_lif as kconvlif
 from ..kernels import cuba as kcuba
 from ..kernels import fused as kfused
 from ..kernels import lif as klif
@@ -98,6 +99,23 @@ def _event_scratch(ws, P, C, H, W, dtype):
             _scratch(ws, "ev_val", (P, C, H * W), dtype))
 
 
+def _event_weights(weight):
+    """The event path's weights: (kh*kw*C, O') rows in (ky, kx, c) order, O' >= O columns
+    (whole register blocks), zero past O."""
+    O, C, kh, kw = weight.shape
+    wt = np.zeros((kh * kw * C, _padded(O)), weight.dtype)
+    wt[:, :O] = weight.transpose(2, 3, 1, 0).reshape(kh * kw * C, O)
+    return wt
+
+
+def _forward_scratch(ws, P, C, H, W, O, Wo, padding, dtype):
+    """Per-worker scratch of :func:`.conv_event.forward_image` beside the event lists."""
+    return (_scratch(ws, "ev_ptr", (P, (H + 2 * padding) * (W + 2 * padding) + 1), np.int64),
+            _scratch(ws, "ev_key", (P, C * H * W), np.int32),
+            _scratch(ws, "ev_kval", (P, C * H * W), dtype),
+            _scratch(ws, "ev_yrow", (P, Wo, kevent.block_width(O)), dtype))
+
+
 def _wino_scratch(ws, P, Cin, Cout, H, W, dtype):
     """(images per GEMM group, per-worker scratch) of the Winograd kernels."""
     group = kwino.group_size(Cin, Cout, H, W, _blas.small_gemm_limit())
@@ -126,16 +144,12 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, sparse_below=0.2, 
                          f"padding {padding}, stride {stride}")
     x = np.ascontiguousarray(x)
     w2 = np.ascontiguousarray(weight.reshape(O, -1))
-    wt = np.zeros((kh * kw * C, _padded(O)), x.dtype)  # (ky, kx, c) rows, zero padding
-    wt[:, :O] = weight.transpose(2, 3, 1, 0).reshape(kh * kw * C, O)
+    wt = _event_weights(weight)
     P = _pool.get_num_threads()
     wino = winograd and kwino.usable(kh, kw, stride, padding, H, W) and kwino.worth(C, O)
     cols = _scratch(ws, "cols", (P, 0 if wino else C * kh * kw, Ho * Wo), x.dtype)
     ev = _event_scratch(ws, P, C, H, W, x.dtype)
-    ptr = _scratch(ws, "ev_ptr", (P, (H + 2 * padding) * (W + 2 * padding) + 1), np.int64)
-    key = _scratch(ws, "ev_key", (P, C * H * W), np.int32)
-    kval = _scratch(ws, "ev_kval", (P, C * H * W), x.dtype)
-    yrow = _scratch(ws, "ev_yrow", (P, Wo, kevent.block_width(O)), x.dtype)
+    ptr, key, kval, yrow = _forward_scratch(ws, P, C, H, W, O, Wo, padding, x.dtype)
     y = np.empty((N, O, Ho, Wo), x.dtype)
     nz = np.zeros(N, np.int64)
     with _blas.blas_threads(1):
@@ -292,6 +306,60 @@ def bn_lif_forward(x, mean, rstd, gamma, beta, T, tau, v_threshold, v_reset, dec
                      beta, dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0),
                      bool(decay_input), hard, k, W, bool(save_h))
     return out.reshape(T, B, C, H // k, W // k), (h if save_h else None), int(counts.sum())
+
+
+def conv_bn_lif_forward(x, weight, bias, stride, padding, sparse_below, mean, rstd, gamma,
+                        beta, T, tau, v_threshold, v_reset, decay_input, pool, residual=None,
+                        ws=None):
+    """Inference of conv -> batch norm (given statistics) [+ residual] -> LIF -> optional
+    k x k average pooling, sample by sample on the event path
+    (:mod:`snnlite.kernels.conv_lif`); bit-identical to :func:`conv2d_forward` then
+    :func:`bn_lif_forward` for every sample it takes.
+
+    x (Tx, B, C, H, W) with Tx = T or 1; residual (T, B, O, Ho, Wo) or None. Returns
+    (out (T, B, O, Ho/k, Wo/k), spikes per (sample, channel) (B, O), ok (B,) bool): a
+    sample with an image whose nonzero fraction is at least ``sparse_below`` is not
+    computed (ok False; its outputs and counts undefined).
+    """
+    check_float("x", x, 5)
+    check_float("weight", weight, 4, x.dtype)
+    Tx, B, C, H, W = x.shape
+    O, Cw, kh, kw = weight.shape
+    if Cw != C:
+        raise ValueError(f"x: expected {Cw} input channels for weight {weight.shape}, got {C}")
+    if not sparse_below > 0:
+        raise ValueError(f"sparse_below: expected a positive fraction, got {sparse_below}")
+    Ho = (H + 2 * padding - kh) // stride + 1
+    Wo = (W + 2 * padding - kw) // stride + 1
+    k = max(int(pool), 1)
+    if Ho < 1 or Wo < 1 or Ho % k or Wo % k:
+        raise ValueError(f"x: spatial size {(H, W)} does not fit kernel {(kh, kw)}, padding "
+                         f"{padding}, stride {stride} and pooling {k}")
+    dt = x.dtype.type
+    hard = v_reset is not None
+    x = np.ascontiguousarray(x)
+    if residual is None:
+        res = np.empty((0, 1, 1, 1), x.dtype)
+    else:
+        check_float("residual", residual, 5, x.dtype)
+        if residual.shape != (T, B, O, Ho, Wo):
+            raise ValueError(f"residual: expected shape {(T, B, O, Ho, Wo)}, got "
+                             f"{residual.shape}")
+        res = np.ascontiguousarray(residual).reshape(T, B, O, Ho * Wo)
+    b = np.empty(0, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
+    P = _pool.get_num_threads()
+    ev = _event_scratch(ws, P, C, H, W, x.dtype)
+    fwd = _forward_scratch(ws, P, C, H, W, O, Wo, padding, x.dtype)
+    y, v, tot = (_scratch(ws, name, (P, O, Ho * Wo), x.dtype) for name in
+                 ("cbl_y", "cbl_v", "cbl_tot"))
+    out = np.empty((T, B, O, (Ho // k) * (Wo // k)), x.dtype)
+    counts = np.empty(B * O, np.int64)
+    ok = np.zeros(B, np.uint8)
+    _pool.shares(_narrow_or(O, kconvlif.conv_bn_lif, kconvlif.conv_bn_lif_narrow), out, counts, ok, x, res, b, _event_weights(weight), kh, kw, stride,
+                 padding, float(sparse_below), *ev, *fwd, y, v, tot, mean, rstd, gamma, beta,
+                 dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input),
+                 hard, k)
+    return out.reshape(T, B, O, Ho // k, Wo // k), counts.reshape(B, O), ok.astype(bool)
 
 
 def lif_bn_backward(dout, h, x, mean, rstd, gamma, tau, v_threshold, v_reset, decay_input,

@@ -1,8 +1,8 @@
 """Execution of a traced graph: forward in node order, backward in reverse.
 
 A :class:`Plan` turns a :class:`~snnlite.nn.graph.Graph` into units: one per node, except
-where :func:`~snnlite.nn.fusion.fusion_groups` fuses ``BatchNorm2d [+ residual] -> LIF
-[-> AvgPool2d]`` into one pass. Forward keeps each value only until its last reader has
+where :func:`~snnlite.nn.fusion.fusion_groups` fuses ``[Conv2d ->] BatchNorm2d [+
+residual] -> LIF [-> AvgPool2d]`` into one pass. Forward keeps each value only until its last reader has
 run; backward sums the gradients of a value read several times (a residual's input).
 
 Time broadcast (see :mod:`snnlite.nn.module`): a layer fed a time-broadcast input returns
@@ -11,7 +11,7 @@ full ``(T, ...)`` one, both are summed over time, as autograd sums over an ``exp
 """
 import numpy as np
 
-from .fusion import FusedBNLIF, fusion_groups
+from .fusion import FusedBNLIF, FusedConvBNLIF, fusion_groups
 from .graph import INPUT
 from .module import sum_over_time
 
@@ -46,10 +46,10 @@ class _Add:
 
 class _Fused:
     def __init__(self, graph, names, residual):
-        bn, *rest = (graph[n] for n in names)
-        mods = [n.module for n in rest if n.kind != "add"]
-        self.unit = FusedBNLIF(bn.module, *mods)
-        self.inputs = bn.inputs + ((residual,) if residual else ())
+        first = graph[names[0]]
+        mods = [graph[n].module for n in names if graph[n].kind != "add"]
+        self.unit = FusedConvBNLIF(*mods) if first.kind == "conv" else FusedBNLIF(*mods)
+        self.inputs = first.inputs + ((residual,) if residual else ())
         self.output = names[-1]
         self.residual = residual is not None
 
