@@ -355,10 +355,10 @@ def conv_bn_lif_forward(x, weight, bias, stride, padding, sparse_below, mean, rs
     out = np.empty((T, B, O, (Ho // k) * (Wo // k)), x.dtype)
     counts = np.empty(B * O, np.int64)
     ok = np.zeros(B, np.uint8)
-    _pool.shares(_narrow_or(O, kconvlif.conv_bn_lif, kconvlif.conv_bn_lif_narrow), out, counts, ok, x, res, b, _event_weights(weight), kh, kw, stride,
-                 padding, float(sparse_below), *ev, *fwd, y, v, tot, mean, rstd, gamma, beta,
-                 dt(tau), dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input),
-                 hard, k)
+    _pool.shares(_narrow_or(O, kconvlif.conv_bn_lif, kconvlif.conv_bn_lif_narrow), out,
+                 counts, ok, x, res, b, _event_weights(weight), kh, kw, stride, padding,
+                 float(sparse_below), *ev, *fwd, y, v, tot, mean, rstd, gamma, beta, dt(tau),
+                 dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input), hard, k)
     return out.reshape(T, B, O, Ho // k, Wo // k), counts.reshape(B, O), ok.astype(bool)
 
 

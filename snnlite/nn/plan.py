@@ -2,8 +2,9 @@
 
 A :class:`Plan` turns a :class:`~snnlite.nn.graph.Graph` into units: one per node, except
 where :func:`~snnlite.nn.fusion.fusion_groups` fuses ``[Conv2d ->] BatchNorm2d [+
-residual] -> LIF [-> AvgPool2d]`` into one pass. Forward keeps each value only until its last reader has
-run; backward sums the gradients of a value read several times (a residual's input).
+residual] -> LIF [-> AvgPool2d]`` into one pass. Forward keeps each value only until its
+last reader has run; backward sums the gradients of a value read several times (a
+residual's input).
 
 Time broadcast (see :mod:`snnlite.nn.module`): a layer fed a time-broadcast input returns
 its gradient summed over time with a leading axis of 1; where such a gradient meets a
