@@ -94,7 +94,7 @@ def channel_events(cnt, idx, val, x, W, Wg, off, limit):
 
 
 @njit
-def _pixel_csr(ptr, key, kval, cnt, idx, val, Wp):
+def pixel_csr(ptr, key, kval, cnt, idx, val, Wp):
     """Sort the events by padded pixel: those of pixel pp are key[ptr[pp]:ptr[pp + 1]] with
     key = (pp % Wp) * C + c and values kval. ptr (NP + 1,) with NP the padded pixel count."""
     C = cnt.shape[0]
@@ -121,6 +121,27 @@ def _pixel_csr(ptr, key, kval, cnt, idx, val, Wp):
 
 
 @njit
+def row_sums(yrow, oy, ob, ptr, key, kval, wt, C, kh, kw, stride, Wp, width):
+    """yrow (Wo, width) <- the sums of output row oy, channels ob .. ob + width - 1, from
+    the events sorted by :func:`pixel_csr` (see :func:`forward_image`)."""
+    acc = _block(yrow, width)
+    for ox in range(yrow.shape[0]):
+        for o in range(width):
+            acc[o] = 0
+        for ky in range(kh):
+            a = (oy * stride + ky) * Wp + ox * stride
+            base = (ky * kw - ox * stride) * C
+            for j in range(ptr[a], ptr[a + kw]):
+                v = kval[j]
+                wr = wt[key[j] + base, ob:ob + width]
+                for o in range(width):
+                    acc[o] += v * wr[o]
+        out = yrow[ox]
+        for o in range(width):
+            out[o] = acc[o]
+
+
+@njit
 def forward_image(y, cnt, idx, val, wt, kh, kw, stride, Wp, ptr, key, kval, yrow, width):
     """y (O, Ho*Wo) <- convolution of one image from its channel events (``channel_events``
     on the input grid padded by ``pad``: Wg = Wp = W + 2 pad, off = pad*Wp + pad); wt
@@ -130,25 +151,11 @@ def forward_image(y, cnt, idx, val, wt, kh, kw, stride, Wp, ptr, key, kval, yrow
     C = cnt.shape[0]
     Wo = yrow.shape[0]
     Ho = y.shape[1] // Wo
-    _pixel_csr(ptr, key, kval, cnt, idx, val, Wp)
-    acc = _block(y, width)
+    pixel_csr(ptr, key, kval, cnt, idx, val, Wp)
     for ob in range(0, O, width):  # outermost: only this block's weight columns stay in cache
         nb = min(width, O - ob)
         for oy in range(Ho):
-            for ox in range(Wo):
-                for o in range(width):
-                    acc[o] = 0
-                for ky in range(kh):
-                    a = (oy * stride + ky) * Wp + ox * stride
-                    base = (ky * kw - ox * stride) * C
-                    for j in range(ptr[a], ptr[a + kw]):
-                        v = kval[j]
-                        wr = wt[key[j] + base, ob:ob + width]
-                        for o in range(width):
-                            acc[o] += v * wr[o]
-                out = yrow[ox]
-                for o in range(nb):
-                    out[o] = acc[o]
+            row_sums(yrow, oy, ob, ptr, key, kval, wt, C, kh, kw, stride, Wp, width)
             for o in range(nb):  # (Wo, nb) -> y[ob:ob + nb, oy]
                 yr = y[ob + o, oy * Wo:(oy + 1) * Wo]
                 for ox in range(Wo):

@@ -339,7 +339,7 @@ def conv_bn_lif_forward(x, weight, bias, stride, padding, sparse_below, mean, rs
     hard = v_reset is not None
     x = np.ascontiguousarray(x)
     if residual is None:
-        res = np.empty((0, 1, 1, 1), x.dtype)
+        res = np.empty((1, 1, 0, 0), x.dtype)
     else:
         check_float("residual", residual, 5, x.dtype)
         if residual.shape != (T, B, O, Ho, Wo):
@@ -349,16 +349,20 @@ def conv_bn_lif_forward(x, weight, bias, stride, padding, sparse_below, mean, rs
     b = np.empty(0, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
     P = _pool.get_num_threads()
     ev = _event_scratch(ws, P, C, H, W, x.dtype)
-    fwd = _forward_scratch(ws, P, C, H, W, O, Wo, padding, x.dtype)
-    y, v, tot = (_scratch(ws, name, (P, O, Ho * Wo), x.dtype) for name in
-                 ("cbl_y", "cbl_v", "cbl_tot"))
+    csr = _forward_scratch(ws, P, C, H, W, O, Wo, padding, x.dtype)[:3]
+    width = kevent.block_width(O)
+    nblk, HWo = _padded(O) // width, Ho * Wo
+    v = _scratch(ws, "cbl_v", (P, nblk, HWo, width), x.dtype)
+    y = _scratch(ws, "cbl_y", (P, nblk, HWo, width) if Tx == 1 else (P, 1, 1, 1), x.dtype)
+    q = _scratch(ws, "cbl_q", (P, nblk, HWo // (k * k) if k > 1 else 1, width), x.dtype)
     out = np.empty((T, B, O, (Ho // k) * (Wo // k)), x.dtype)
     counts = np.empty(B * O, np.int64)
     ok = np.zeros(B, np.uint8)
+    f64 = [np.ascontiguousarray(a, np.float64) for a in (mean, rstd, gamma, beta)]
     _pool.shares(_narrow_or(O, kconvlif.conv_bn_lif, kconvlif.conv_bn_lif_narrow), out,
                  counts, ok, x, res, b, _event_weights(weight), kh, kw, stride, padding,
-                 float(sparse_below), *ev, *fwd, y, v, tot, mean, rstd, gamma, beta, dt(tau),
-                 dt(v_threshold), dt(v_reset if hard else 0.0), bool(decay_input), hard, k)
+                 float(sparse_below), *ev, *csr, v, y, q, *f64, dt(tau), dt(v_threshold),
+                 dt(v_reset if hard else 0.0), bool(decay_input), hard, k)
     return out.reshape(T, B, O, Ho // k, Wo // k), counts.reshape(B, O), ok.astype(bool)
 
 
