@@ -2,28 +2,29 @@
 average pooling], one sample at a time, for inference.
 
 Run as separate passes, the chain writes the convolution output of every image (T*B*O*H*W
-floats), reads it back for the norm and the neuron, and writes the spikes. Here each
-output pixel's sums, a block of channels held in vector registers
-(:func:`.conv_event.pixel_sums`), are normalised and fired at once, against the sample's
-membranes kept channel-last in the worker's scratch; only the spikes (pooled or not) go
+floats), reads it back for the norm and the neuron, and writes the spikes. Here the sums
+of each output row (:func:`.conv_event.row_sums`, a block of channels held in vector
+registers per pixel) are normalised and fired at once against the sample's membranes,
+kept channel-last per block in the worker's scratch; only the spikes (pooled or not) go
 to memory. A worker takes one sample, its time steps in order.
 
-Results are bit-identical to the separate passes: the sums are
-:func:`.conv_event.forward_image`'s own (the same inlined code), the norm and the neuron
-step :mod:`.fused`'s arithmetic element by element (the LIF step of :mod:`.lif`, without
+Results are bit-identical to the separate passes: the sums are those of
+:func:`.conv_event.forward_image` (the same function), the norm and the neuron step
+:mod:`.fused`'s arithmetic element by element (the LIF step of :mod:`.lif`, without
 fastmath). A sample with an image the event path would not take (nonzero fraction >=
 ``sparse_below``: a dense one, for Winograd or im2col) is left to the caller, with
 ``ok[b] = 0``; its outputs and counts are then undefined.
 
-Arrays: x (Tx, B, C, H, W) with Tx = T or 1 (time broadcast: one convolution per sample);
-res (T, B, O, Ho*Wo) or (1, 1, 0, 0) for none; bias (O,) or empty; mean, rstd, gamma, beta float64 (O,);
-out (T, B, O, Ho*Wo / pool^2); counts (B*O,) int64 <- spikes per plane; ok (B,). Scratch
-of worker tid: the event lists of :func:`.conv_event.channel_events` (cnt, idx, val) and
-the CSR of :func:`.conv_event.pixel_csr` (ptr, key, kval); per block of ``width``
-channels (``nblk`` of them, O' = nblk * width the padded channel count of wt) v[tid]
-(nblk, Ho*Wo, width) membranes, y[tid] (nblk, Ho*Wo, width) the sums of a time-broadcast
-input (else any (1, 1, 1)), q[tid] (nblk, Ho*Wo / pool^2, width) pooled spike counts (else
-any (nblk, 1, width)).
+Arrays: x (Tx, B, C, H, W) with Tx = T or 1 (time broadcast: one convolution per
+sample); res (T, B, O, Ho*Wo) or (1, 1, 0, 0) for none; bias (O,) or empty; mean, rstd,
+gamma, beta float64 (O,); out (T, B, O, Ho*Wo / pool^2); counts (B*O,) int64 <- spikes
+per plane; ok (B,). Scratch of worker tid: the event lists of
+:func:`.conv_event.channel_events` (cnt, idx, val) and the CSR of
+:func:`.conv_event.pixel_csr` (ptr, key, kval); per block of ``width`` channels (``nblk``
+of them, nblk * width the padded channel count of wt) v[tid] (nblk, Ho*Wo, width)
+membranes, y[tid] (nblk, Ho*Wo, width) the sums of a time-broadcast input (else any (1,
+1, 1)), q[tid] (nblk, Ho*Wo / pool^2, width) pooled spike counts (else any (nblk, 1,
+width)).
 """
 import numpy as np
 
