@@ -49,6 +49,7 @@ _PROFILED = {
     "conv2d_forward": "conv", "conv2d_backward": "conv",
     "batch_norm_stats": "bn+lif forward", "bn_lif_forward": "bn+lif forward",
     "lif_bn_backward": "lif+bn backward",
+    "conv_bn_lif_forward": "conv+bn+lif forward (inference, event)",
     "batch_norm_train": "bn (unfused)", "batch_norm_eval": "bn (unfused)",
     "batch_norm_train_backward": "bn (unfused)",
     "lif_forward": "lif (unfused)", "lif_backward": "lif (unfused)",

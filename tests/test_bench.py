@@ -76,6 +76,8 @@ def test_kernel_profile_accounts_for_the_step():
     assert {"conv dx", "conv dw", "bn+lif forward", "lif+bn backward", "linear", "rest",
             "total"} <= set(train)
     assert any(k.startswith("conv fwd") for k in train) and "conv dx" not in r["infer"]
+    # inference at a fresh model's firing: spikes feed the fused event convolutions
+    assert r["infer"]["conv+bn+lif forward (inference, event)"]["ms"] > 0
     parts = sum(v["ms"] for k, v in train.items() if k != "total")
     assert abs(parts - train["total"]["ms"]) < 1e-6 * train["total"]["ms"] + 1e-9
     # the input gradient is dense: Winograd's 2.25x fewer multiply-adds than the 3 dense
