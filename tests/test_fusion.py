@@ -172,8 +172,9 @@ def test_fused_conv_inference_residual_block(rng, fused_calls, downsample):
 
 @pytest.mark.parametrize("pool", [1, 2])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_conv_bn_lif_kernel_matches_reference(rng, pool, stride):
-    T, B, C, O, H = 4, 3, 5, 18, 8
+@pytest.mark.parametrize("O", [12, 18])  # a 16-wide register block, and a 64/128-wide one
+def test_conv_bn_lif_kernel_matches_reference(rng, pool, stride, O):
+    T, B, C, H = 4, 3, 5, 8
     x = (rng.random((T, B, C, H, H)) < 0.2).astype(np.float64)
     x[:, 1, 0] = 1  # sample 1 is dense at every step
     w = rng.normal(0, 0.6, (O, C, 3, 3))
