@@ -39,6 +39,12 @@ def block_width(O):
     wide-ResNets), else OB (padding O up to it: fewer specialisations to compile)."""
     return 16 if O <= 16 else OB
 
+NONNEG = 0x7FFFFFFF
+"""``i & NONNEG`` is i for every index here (all below 2^31), and shows LLVM that it is not
+negative: numba then drops its wrap-around test for negative indices, which costs a
+compare and select per access and keeps loops that index by a running count or a
+computed row from vectorising (measured: the event scan runs twice as fast)."""
+
 SHORT = 24
 """Channels with fewer events than this take their weight gradient event by event (each
 register-blocked sum would be too short to repay its set-up)."""
@@ -85,8 +91,8 @@ def channel_events(cnt, idx, val, x, W, Wg, off, limit):
             base = off + iy * Wg
             for ix in range(W):
                 v = r[ix]
-                ic[k] = base + ix
-                vc[k] = v
+                ic[k & NONNEG] = base + ix
+                vc[k & NONNEG] = v
                 k += v != 0
         cnt[c] = k
         total += k
@@ -104,14 +110,14 @@ def pixel_csr(ptr, key, kval, cnt, idx, val, Wp):
     for c in range(C):
         ic = idx[c]
         for k in range(cnt[c]):
-            ptr[ic[k] + 1] += 1
+            ptr[(ic[k] + 1) & NONNEG] += 1
     for p in range(NP):
         ptr[p + 1] += ptr[p]
     for c in range(C):
         ic, vc = idx[c], val[c]
         for k in range(cnt[c]):
-            pp = ic[k]
-            j = ptr[pp]
+            pp = ic[k] & NONNEG
+            j = ptr[pp] & NONNEG
             key[j] = (pp % Wp) * C + c
             kval[j] = vc[k]
             ptr[pp] = j + 1
@@ -132,8 +138,8 @@ def row_sums(yrow, oy, ob, ptr, key, kval, wt, C, kh, kw, stride, Wp, width):
             a = (oy * stride + ky) * Wp + ox * stride
             base = (ky * kw - ox * stride) * C
             for j in range(ptr[a], ptr[a + kw]):
-                v = kval[j]
-                wr = wt[key[j] + base, ob:ob + width]
+                v = kval[j & NONNEG]
+                wr = wt[(key[j & NONNEG] + base) & NONNEG, ob:ob + width]
                 for o in range(width):
                     acc[o] += v * wr[o]
         out = yrow[ox]
@@ -182,7 +188,7 @@ def weight_grad_image(dw2, cnt, idx, val, dy, kh, kw, Wo, dyp, width):
         for o in range(O):
             src = dy[o, oy * Wo:(oy + 1) * Wo]
             for ox in range(Wo):
-                dyp[r0 + ox, o] = src[ox]
+                dyp[(r0 + ox) & NONNEG, o] = src[ox]
     acc = _block(dw2, width)
     for c in range(C):
         n = cnt[c]
@@ -195,7 +201,7 @@ def weight_grad_image(dw2, cnt, idx, val, dy, kh, kw, Wo, dyp, width):
                 for ky in range(kh):
                     for kx in range(kw):
                         drow = dw2[(c * kh + ky) * kw + kx]
-                        gr = dyp[e - ky * Wq - kx]
+                        gr = dyp[(e - ky * Wq - kx) & NONNEG]
                         for o in range(O):
                             drow[o] += v * gr[o]
             continue
@@ -209,7 +215,7 @@ def weight_grad_image(dw2, cnt, idx, val, dy, kh, kw, Wo, dyp, width):
                         acc[o] = 0
                     for k in range(n):
                         v = vc[k]
-                        gr = dyp[ic[k] - shift, ob:ob + width]
+                        gr = dyp[(ic[k] - shift) & NONNEG, ob:ob + width]
                         for o in range(width):
                             acc[o] += v * gr[o]
                     for o in range(nb):
