@@ -29,7 +29,7 @@ width)).
 import numpy as np
 
 from .._config import njit, njit_exact
-from .conv_event import OB, channel_events, pixel_csr, row_sums
+from .conv_event import NONNEG, OB, channel_events, pixel_csr, row_sums
 from .lif import charge, fire, reciprocal, reset
 from .util import copy, fill
 
@@ -40,7 +40,7 @@ def _reaches(a, limit):
     n = 0
     for i0 in range(0, a.size, 512):
         for i in range(i0, min(i0 + 512, a.size)):
-            n += a[i] != 0
+            n += a[i & NONNEG] != 0
         if n >= limit:
             return True
     return False
@@ -60,7 +60,7 @@ def _fire_row(yrow, nb, oy, v, tot, q, out, cur, bias, res, mean, rstd, gamma, b
     Wq = Wo // pool
     has_bias, has_res = bias.size > 0, res.size > 0
     for ox in range(Wo):
-        p = oy * Wo + ox
+        p = (oy * Wo + ox) & NONNEG
         if has_bias:
             for o in range(nb):
                 cur[o] = (yrow[ox, o] + bias[o] - mean[o]) * rstd[o] * gamma[o] + beta[o]
@@ -78,7 +78,7 @@ def _fire_row(yrow, nb, oy, v, tot, q, out, cur, bias, res, mean, rstd, gamma, b
         for o in range(nb):
             tot[o] += cur[o]
         if pool > 1:
-            j = (oy // pool) * Wq + ox // pool
+            j = ((oy // pool) * Wq + ox // pool) & NONNEG
             for o in range(nb):
                 q[j, o] += cur[o]
         else:
