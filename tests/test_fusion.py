@@ -208,3 +208,13 @@ def test_conv_bn_lif_rejects_bad_arguments(rng):
         F.conv_bn_lif_forward(np.zeros((2, 1, 3, 5, 5)), w, None, 1, 1, 0.3, *args[:-1], 2)
     with pytest.raises(ValueError, match="residual"):
         F.conv_bn_lif_forward(x, w, None, 1, 1, 0.3, *args, residual=np.zeros((2, 1, 4, 2, 2)))
+
+
+def test_fused_conv_inference_respects_dense_only(rng, fused_calls):
+    """``sparse_below = 0`` (dense convolutions everywhere) keeps the fused event pass off."""
+    a = _spiking_net(3, np.float32, True, False, nn.LIF)
+    for m in a.layers():
+        if isinstance(m, nn.Conv2d):
+            m.sparse_below = 0.0
+    a.forward((rng.random((3, 2, 6, 8, 8)) < 0.1).astype(np.float32))
+    assert fused_calls == []
