@@ -130,11 +130,8 @@ def input_transform(V, col0, dy, P, S):
             s0, s1, s2, s3 = S[cp], S[2 + cp], S[4 + cp], S[6 + cp]
             for t in range(n + 1):
                 s0[t] = p0[t] - q0[t]
-            for t in range(n + 1):
                 s1[t] = p1[t] + q0[t]
-            for t in range(n + 1):
                 s2[t] = q0[t] - p1[t]
-            for t in range(n + 1):
                 s3[t] = p1[t] - q1[t]
         for a in range(4):  # ... and B on the columns: 2j, 2j+1, 2j+2, 2j+3
             e, od = S[2 * a], S[2 * a + 1]
@@ -145,11 +142,8 @@ def input_transform(V, col0, dy, P, S):
             v3 = V[4 * a + 3, o, col0:col0 + n]
             for t in range(n):
                 v0[t] = e[t] - e1[t]
-            for t in range(n):
                 v1[t] = od[t] + e1[t]
-            for t in range(n):
                 v2[t] = e1[t] - od[t]
-            for t in range(n):
                 v3[t] = od[t] - o1[t]
 
 
@@ -170,14 +164,12 @@ def output_transform(dx, M, col0, Ub, Y):
             ue, uo = Ub[2 * a], Ub[2 * a + 1]
             for t in range(n):
                 ue[t] = m0[t] + m1[t] + m2[t]
-            for t in range(n):
                 uo[t] = m1[t] - m2[t] - m3[t]
         for cp in range(2):  # ... and on the rows: Y[2 rp + cp] = output (2i + rp, 2j + cp)
             u0, u1, u2, u3 = Ub[cp], Ub[2 + cp], Ub[4 + cp], Ub[6 + cp]
             y0, y1 = Y[cp], Y[2 + cp]
             for t in range(n):
                 y0[t] = u0[t] + u1[t] + u2[t]
-            for t in range(n):
                 y1[t] = u1[t] - u2[t] - u3[t]
         for i in range(th):
             for rp in range(2):
