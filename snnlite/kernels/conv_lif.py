@@ -131,7 +131,7 @@ def _conv_bn_lif(out, counts, ok, x, res, bias, wt, kh, kw, stride, pad, sparse_
                 nb = min(width, O - ob)
                 k = ob // width
                 vk, qk, yk = vt[k], qt[k], yt[k if Tx == 1 else 0]
-                tk, ok_, bk, rk = tot[ob:], ot[ob:], bias[ob:], rt[ob:]
+                tk, otk, bk, rk = tot[ob:], ot[ob:], bias[ob:], rt[ob:]
                 mk, sk, gk, bek = mean[ob:], rstd[ob:], gamma[ob:], beta[ob:]
                 for oy in range(Ho):
                     if conv:
@@ -140,7 +140,7 @@ def _conv_bn_lif(out, counts, ok, x, res, bias, wt, kh, kw, stride, pad, sparse_
                             copy(yk[oy * Wo:(oy + 1) * Wo], yrow)
                     else:
                         copy(yrow, yk[oy * Wo:(oy + 1) * Wo])
-                    _fire_row(yrow, nb, oy, vk, tk, qk, ok_, cur, bk, rk, mk, sk, gk, bek,
+                    _fire_row(yrow, nb, oy, vk, tk, qk, otk, cur, bk, rk, mk, sk, gk, bek,
                               pool, tau, itau, pow2, r, v_th, v_reset, decay_input,
                               hard_reset, one, zero)
             if pool > 1:  # (blocks, Ho*Wo / pool^2, width) -> out[t, b] (O, Ho*Wo / pool^2)

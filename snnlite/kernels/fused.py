@@ -14,7 +14,7 @@ out (T, B, C, Ho*Wo) pooled or (T, B, C, H*W) spikes.
 """
 import numpy as np
 
-from .._config import njit_exact, njit_inline
+from .._config import njit_exact
 from .lif import bptt_step, charge, fire, reciprocal, reset
 from .util import copy, fill
 
@@ -48,54 +48,6 @@ def _unpool(ds, g, k, W, inv):
                 r[xo * k + b] = gr[xo] * inv
 
 
-@njit_inline
-def normalize(cur, xt, m, rs, g, bb):
-    """cur (HW,) <- batch norm of one plane xt, in float64 (m, rs, g, bb), rounded to the
-    dtype on store."""
-    for p in range(cur.shape[0]):
-        cur[p] = (xt[p] - m) * rs * g + bb
-
-
-@njit_inline
-def add_residual(dst, cur, rt):
-    """dst <- cur + rt: the residual joins after the norm."""
-    for p in range(dst.shape[0]):
-        dst[p] = cur[p] + rt[p]
-
-
-@njit_inline
-def lif_plane(ht, spk, v, tot, inp, tau, itau, pow2, r, v_th, v_reset, decay_input,
-              hard_reset, one, zero):
-    """One LIF step of one plane: ht <- pre-spike membrane, spk <- spikes (one or zero),
-    v updated, tot += spk. Inner loops index 1-D rows only: unit stride is then known,
-    and they vectorise."""
-    for p in range(v.shape[0]):
-        hj = charge(v[p], inp[p], tau, itau, pow2, r, decay_input)
-        ht[p] = hj
-        f = fire(hj, v_th)
-        spk[p] = one if f else zero
-        v[p] = reset(hj, f, v_reset, v_th, hard_reset)
-        tot[p] += spk[p]
-
-
-@njit_inline
-def emit(dst, spk, pool, W, inv):
-    """dst <- the plane's spikes, average-pooled over pool x pool windows if pool > 1."""
-    if pool > 1:
-        _pool_sum(dst, spk, pool, W, inv)
-    else:
-        copy(dst, spk)
-
-
-@njit_inline
-def spike_total(tot):
-    """The number of spikes in a plane of per-neuron spike counts."""
-    n = 0
-    for p in range(tot.shape[0]):
-        n += int(tot[p])
-    return n
-
-
 @njit_exact
 def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v_reset,
                    decay_input, hard_reset, pool, W, save_h, lo, hi):
@@ -122,17 +74,33 @@ def bn_lif_forward(out, h, counts, x, res, mean, rstd, gamma, beta, tau, v_th, v
         m, rs, g, bb = mean[c], rstd[c], np.float64(gamma[c]), np.float64(beta[c])
         fill(v, r)  # at rest: v_reset, or 0 under soft reset
         fill(tot, 0)
+        # Inner loops index 1-D rows only: unit stride is then known, and they vectorise.
         for t in range(T):
             if t == 0 or not bx:
-                normalize(cur, x[0 if bx else t, b, c], m, rs, g, bb)
-            inp = cur
+                xt = x[0 if bx else t, b, c]
+                for p in range(HW):
+                    cur[p] = (xt[p] - m) * rs * g + bb  # rounded to the dtype on store
             if has_res:
-                add_residual(tot_in, cur, res[t, b, c])
-                inp = tot_in
-            lif_plane(h[t, b, c] if save_h else hs, spk, v, tot, inp, tau, itau, pow2, r,
-                      v_th, v_reset, decay_input, hard_reset, one, zero)
-            emit(out[t, b, c], spk, pool, W, inv)
-        counts[k] = spike_total(tot)
+                rt = res[t, b, c]
+                for p in range(HW):
+                    tot_in[p] = cur[p] + rt[p]
+            inp = tot_in if has_res else cur
+            ht = h[t, b, c] if save_h else hs
+            for p in range(HW):
+                hj = charge(v[p], inp[p], tau, itau, pow2, r, decay_input)
+                ht[p] = hj
+                f = fire(hj, v_th)
+                spk[p] = one if f else zero
+                v[p] = reset(hj, f, v_reset, v_th, hard_reset)
+                tot[p] += spk[p]
+            if pool > 1:
+                _pool_sum(out[t, b, c], spk, pool, W, inv)
+            else:
+                copy(out[t, b, c], spk)
+        n = 0
+        for p in range(HW):
+            n += int(tot[p])
+        counts[k] = n
 
 
 @njit_exact

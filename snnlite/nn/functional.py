@@ -108,12 +108,11 @@ def _event_weights(weight):
     return wt
 
 
-def _forward_scratch(ws, P, C, H, W, O, Wo, padding, dtype):
-    """Per-worker scratch of :func:`.conv_event.forward_image` beside the event lists."""
+def _csr_scratch(ws, P, C, H, W, padding, dtype):
+    """Per-worker events sorted by pixel (see :func:`.conv_event.pixel_csr`)."""
     return (_scratch(ws, "ev_ptr", (P, (H + 2 * padding) * (W + 2 * padding) + 1), np.int64),
             _scratch(ws, "ev_key", (P, C * H * W), np.int32),
-            _scratch(ws, "ev_kval", (P, C * H * W), dtype),
-            _scratch(ws, "ev_yrow", (P, Wo, kevent.block_width(O)), dtype))
+            _scratch(ws, "ev_kval", (P, C * H * W), dtype))
 
 
 def _wino_scratch(ws, P, Cin, Cout, H, W, dtype):
@@ -149,7 +148,8 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, sparse_below=0.2, 
     wino = winograd and kwino.usable(kh, kw, stride, padding, H, W) and kwino.worth(C, O)
     cols = _scratch(ws, "cols", (P, 0 if wino else C * kh * kw, Ho * Wo), x.dtype)
     ev = _event_scratch(ws, P, C, H, W, x.dtype)
-    ptr, key, kval, yrow = _forward_scratch(ws, P, C, H, W, O, Wo, padding, x.dtype)
+    ptr, key, kval = _csr_scratch(ws, P, C, H, W, padding, x.dtype)
+    yrow = _scratch(ws, "ev_yrow", (P, Wo, kevent.block_width(O)), x.dtype)
     y = np.empty((N, O, Ho, Wo), x.dtype)
     nz = np.zeros(N, np.int64)
     with _blas.blas_threads(1):
@@ -349,7 +349,7 @@ def conv_bn_lif_forward(x, weight, bias, stride, padding, sparse_below, mean, rs
     b = np.empty(0, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
     P = _pool.get_num_threads()
     ev = _event_scratch(ws, P, C, H, W, x.dtype)
-    csr = _forward_scratch(ws, P, C, H, W, O, Wo, padding, x.dtype)[:3]
+    csr = _csr_scratch(ws, P, C, H, W, padding, x.dtype)
     width = kevent.block_width(O)
     nblk, HWo = _padded(O) // width, Ho * Wo
     v = _scratch(ws, "cbl_v", (P, nblk, HWo, width), x.dtype)

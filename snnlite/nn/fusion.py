@@ -24,6 +24,12 @@ from .neuron import IF, LIF
 NEURONS = (LIF, IF)  # the neurons the fused kernel runs (IF: a LIF with tau = inf)
 
 
+def _running_stats(bn):
+    """(mean, 1 / sqrt(var + eps)) of a BatchNorm2d's running statistics, in float64."""
+    mean, var = bn.running_mean.astype(np.float64), bn.running_var.astype(np.float64)
+    return mean, 1.0 / np.sqrt(var + bn.eps)
+
+
 class FusedBNLIF:
     """Forward/backward of ``bn -> lif [-> pool]`` with the modules' own state.
 
@@ -49,9 +55,9 @@ class FusedBNLIF:
         if bn.training:
             mean, var = F.batch_norm_stats(x0.reshape(-1, C, x0.shape[3] * x0.shape[4]))
             bn.update_running_stats(mean, var, x.size // C)
+            rstd = 1.0 / np.sqrt(var + bn.eps)
         else:
-            mean, var = bn.running_mean.astype(np.float64), bn.running_var.astype(np.float64)
-        rstd = 1.0 / np.sqrt(var + bn.eps)
+            mean, rstd = _running_stats(bn)
         k = self.pool.kernel_size if self.pool is not None else 1
         out, h, lif.spike_count = F.bn_lif_forward(
             x0, mean, rstd, bn.weight.data, bn.bias.data, T, lif.tau, lif.v_threshold,
@@ -118,8 +124,7 @@ class FusedConvBNLIF:
         F.check_float("x", x, 5)
         T = x.shape[0]
         x0 = first_step(x)
-        mean, var = bn.running_mean.astype(np.float64), bn.running_var.astype(np.float64)
-        rstd = 1.0 / np.sqrt(var + bn.eps)
+        mean, rstd = _running_stats(bn)
         k = pool.kernel_size if pool is not None else 1
         bias = None if conv.bias is None else conv.bias.data
         lif_args = (mean, rstd, bn.weight.data, bn.bias.data, T, lif.tau, lif.v_threshold,
