@@ -65,6 +65,13 @@ definition serves every kernel at no call cost; IEEE float maths like ``njit_exa
 as part of its callers."""
 
 
+njit_part = numba.njit(inline="always", nogil=True, fastmath=FASTMATH, error_model="numpy")
+"""A piece of ``njit`` kernels, inlined into each of its callers in Numba's IR. numba
+compiles a callee jitted on its own once alone and then again inside every caller (it links
+the callee's code in and re-optimises it there), so a piece that only kernels call costs
+less compile time this way; called from Python (as tests do) it compiles alone, uncached."""
+
+
 def kernel_cache_dir(root=None):
     """Where numba caches snnlite's kernels: ``<base>/kernels-<hash of their sources>``.
 

@@ -24,7 +24,7 @@ direct sum by a few ulps (the transforms only add, subtract and halve).
 """
 import numpy as np
 
-from .._config import njit, njit_inline
+from .._config import njit, njit_inline, njit_part
 
 
 @njit
@@ -98,7 +98,7 @@ def weight_transform(U, w):
             _kernel_tile(U[:, c, o], w, o, c, True, gg)
 
 
-@njit
+@njit_part
 def input_transform(V, col0, dy, P, S):
     """V[:, o, col0:col0 + n] <- B^T d B for the 4x4 tiles d of every plane o of dy
     (O, H, W) zero-padded by 1; tile (i, j) covers padded rows 2i..2i+3 and columns
@@ -147,7 +147,7 @@ def input_transform(V, col0, dy, P, S):
                 v3[t] = od[t] - o1[t]
 
 
-@njit
+@njit_part
 def output_transform(dx, M, col0, Ub, Y):
     """dx (C, H, W) <- A^T m A for every 2x2 output tile, m = M[:, c, col0 + tile], tiles
     laid out as in :func:`input_transform`. Scratch: Ub (8, n), Y (4, n)."""
@@ -190,7 +190,7 @@ def weight_transform_forward(U, w):
             _kernel_tile(U[:, o, c], w, o, c, False, gg)
 
 
-@njit
+@njit_part
 def _views(buf, Cin, Cout, H, W, group):
     """Scratch views of one worker: P (4, plane), S (8, n + 1), Ub (8, n), Y (4, n); V and
     M are taken from the front of buf per group."""
