@@ -29,6 +29,7 @@ import numpy as np
 from . import data as sdata
 from . import losses, models, optim
 from ._memory import tune_malloc
+from ._precompile import precompile
 from .encoding import model_input
 from .io.checkpoint import atomic_write, load_checkpoint, load_model, read_header, save_checkpoint
 from .io.config import TrainConfig
@@ -306,6 +307,8 @@ class Trainer:
         ``kill``): checkpoint at the end of the current step, then :class:`Interrupted`."""
         with self._running():
             self._write_config()
+            # the first start on a machine: this model's kernels compiled on every core
+            precompile(self.cfg.model, progress=self.progress)
             main = threading.current_thread() is threading.main_thread()
             old = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS} if main else {}
             try:

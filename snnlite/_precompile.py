@@ -1,0 +1,225 @@
+"""Compiling a model's kernels before their first call, on every core.
+
+numba compiles a kernel on its first call, one kernel at a time (its compiler holds a
+process-wide lock), so the first training step of a convolutional model on a machine waits
+for some 15 kernels compiled back to back. The kernel cache (:mod:`snnlite._config`) keeps
+them after that, so this is paid once per machine and kernel version.
+
+:func:`precompile` compiles the kernels a built-in model calls from Python (their argument
+types are recorded in ``signatures.json`` next to this file) in a pool of processes that
+write the same cache, so that first start waits for the slowest share instead of the sum.
+It returns at once when the cache already holds them all. Kernels it does not know (another
+model, another dtype) compile on first call as before.
+
+``examples/benchmarks/kernel_signatures.py`` rewrites ``signatures.json`` from a training
+step and an evaluation of each built-in model, with direct and TTFS input, each model in a
+process with an empty cache (a test checks that it is current).
+"""
+import itertools
+import json
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+SIGNATURES = Path(__file__).resolve().parent / "signatures.json"
+_MODULE = "snnlite.kernels."
+
+
+def _encode(t):
+    """A numba argument type as JSON, or None where it is not one this module handles."""
+    from numba.core import types
+    if isinstance(t, types.Array) and t.aligned and isinstance(t.dtype, (types.Number,
+                                                                           types.Boolean)):
+        return ("array", str(t.dtype), t.ndim, t.layout, not t.mutable)
+    if isinstance(t, (types.Integer, types.Float, types.Boolean)) and not isinstance(
+            t, types.Literal):
+        return str(t)
+    return None
+
+
+def _decode(x):
+    from numba.core import types
+    if isinstance(x, (list, tuple)):
+        _, dtype, ndim, layout, readonly = x
+        return types.Array(_decode(dtype), ndim, layout, readonly=readonly)
+    return types.boolean if x == "bool" else getattr(types, x)
+
+
+def _kernel(name):
+    """The dispatcher ``<module>.<function>`` of snnlite.kernels."""
+    import importlib
+    mod, fn = name.rsplit(".", 1)
+    return getattr(importlib.import_module(_MODULE + mod), fn)
+
+
+@contextmanager
+def recording():
+    """Collect the kernels first called from Python in this block: yields a dict
+    {(kernel name, tuple of encoded argument types): seconds spent compiling or loading}.
+
+    It watches numba's ``Dispatcher._compile_for_args``, which a call from Python reaches
+    when no compiled version in memory fits its arguments; kernels calling kernels do not go
+    through it."""
+    from numba.core.dispatcher import Dispatcher
+    seen = {}
+    original = Dispatcher._compile_for_args
+
+    def watch(self, *args, **kws):
+        t0 = time.perf_counter()
+        try:
+            return original(self, *args, **kws)
+        finally:
+            fn = self.py_func
+            if fn.__module__.startswith(_MODULE):
+                sig = tuple(_encode(self.typeof_pyval(a)) for a in args)
+                key = (fn.__module__[len(_MODULE):] + "." + fn.__name__, sig)
+                # pool threads calling a kernel at once all wait for the one compile
+                seen[key] = max(seen.get(key, 0.0), time.perf_counter() - t0)
+    Dispatcher._compile_for_args = watch
+    try:
+        yield seen
+    finally:
+        Dispatcher._compile_for_args = original
+
+
+def load(path=SIGNATURES):
+    """{model: {phase: [(kernel, argument types as JSON, seconds), ...]}} from
+    ``signatures.json``; the phases are "train" (what a training step calls) and "eval" (what
+    an evaluation calls besides)."""
+    with open(path) as f:
+        raw = json.load(f)
+    kernels = raw["kernels"]
+    return {m: {ph: [tuple(kernels[i]) for i in ids] for ph, ids in phases.items()}
+            for m, phases in raw["models"].items()}
+
+
+def _is_cached(disp, argtypes):
+    """Whether the kernel cache holds ``disp`` compiled for ``argtypes`` (reads its index
+    only; numba's cache internals, as in :mod:`snnlite._config`)."""
+    cache = getattr(disp, "_cache", None)
+    if cache is None or not hasattr(cache, "_index_key"):
+        return False  # caching off (SNNLITE_NO_CACHE, NUMBA_DISABLE_JIT): nothing to gain
+    try:  # the key numba files a compile for these argument types under
+        key = cache._index_key(tuple(argtypes), disp.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # unreadable index: numba recompiles, and so do we
+        return False
+
+
+def missing(model, path=SIGNATURES):
+    """The recorded kernels of ``model`` that the cache lacks, by phase (see :func:`load`);
+    empty when caching is off or the model is not a recorded one."""
+    from . import _config
+    table = load(path).get(model, {}) if _config.CACHE else {}
+    out = {}
+    for phase, jobs in table.items():
+        out[phase] = []
+        for name, sig, seconds in jobs:
+            try:
+                disp = _kernel(name)
+            except (ImportError, AttributeError):
+                continue  # renamed since recorded: it compiles on first call
+            if not hasattr(disp, "compile"):
+                continue  # NUMBA_DISABLE_JIT: plain Python
+            if not _is_cached(disp, tuple(_decode(a) for a in sig)):
+                out[phase].append((name, sig, seconds))
+    return out
+
+
+def _shares(jobs, n):
+    """Split jobs [(name, sig, seconds)] into n lists of near-equal total seconds (longest
+    first onto the least loaded)."""
+    shares = [[] for _ in range(n)]
+    load_ = [0.0] * n
+    for job in sorted(jobs, key=lambda j: -j[2]):
+        i = load_.index(min(load_))
+        shares[i].append(job)
+        load_[i] += job[2]
+    return shares
+
+
+def _compile(jobs, done=None):
+    """Compile ``jobs`` [(name, sig, seconds)] in this process, into the cache;
+    ``done(i)`` after job i."""
+    for i, (name, sig, _) in enumerate(jobs):
+        try:
+            _kernel(name).compile(tuple(_decode(a) for a in sig))
+        except Exception as e:  # it will compile (and fail visibly) on its first call
+            print(f"snnlite: precompiling {name} failed ({type(e).__name__}: {e})",
+                  file=sys.stderr)
+        if done is not None:
+            done(i)
+
+
+def _helper(jobs):
+    """``python -m snnlite._precompile --jobs``: compile, one line (the job's index) each."""
+    def done(i):
+        try:
+            print(i, flush=True)
+        except OSError:  # the parent stopped listening (it went on, or ended): keep going
+            pass
+    _compile(jobs, done)
+
+
+def precompile(model, processes=None, progress=True, path=SIGNATURES):
+    """Compile the kernels that ``model`` (a built-in model's name) calls into the kernel
+    cache, on ``processes`` processes (default: the CPUs this process may use), from the
+    signatures in ``path``.
+
+    Returns when those of a training step are compiled; those only an evaluation calls go
+    on compiling in the helper processes meanwhile (with one process they are left to
+    their first call). Returns the number of kernels waited for: 0 when all were cached (at
+    the cost of reading the cache's indexes)."""
+    todo = missing(model, path)
+    first, later = todo.get("train", []), todo.get("eval", [])
+    if not first:
+        return 0
+    from ._pool import get_num_threads
+    n = max(1, min(processes or get_num_threads(), len(first)))
+    shares = _shares(first, n)
+    for job, share in zip(sorted(later, key=lambda j: -j[2]), itertools.cycle(shares[1:])):
+        share.append(job)  # after the training kernels: nobody waits for these
+    waiting = threading.Condition()
+    left = [len(first)]
+    bar = None
+    if progress:
+        seconds = max(sum(j[2] for j in s) for s in _shares(first, n))
+        print(f"Compiling the kernels of {model} on {n} "
+              f"{'processes' if n > 1 else 'process'}, once (first run of this snnlite "
+              f"version here; about {seconds:.0f} s where they were timed)", flush=True)
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(first), unit="kernel", desc="compiling", leave=False)
+
+    def marker(share):
+        def mark(i):
+            if int(i) < len(share) and share[int(i)] in first:
+                with waiting:
+                    left[0] -= 1
+                    if bar is not None:
+                        bar.update(1)
+                    waiting.notify()
+        return mark
+
+    helpers = []
+    for share in shares[1:]:
+        p = subprocess.Popen([sys.executable, "-m", "snnlite._precompile", "--jobs",
+                              json.dumps(share)], stdout=subprocess.PIPE, text=True)
+        threading.Thread(target=lambda p=p, mark=marker(share): [mark(i) for i in p.stdout],
+                         daemon=True).start()
+        helpers.append(p)
+    _compile(shares[0], marker(shares[0]))
+    with waiting:  # a helper that died reports nothing: stop once every helper has ended
+        while left[0] > 0 and not all(p.poll() is not None for p in helpers):
+            waiting.wait(timeout=0.5)
+    if bar is not None:
+        bar.close()
+    return len(first)
+
+
+if __name__ == "__main__":  # a helper of precompile(): --jobs JSON
+    if sys.argv[1:2] != ["--jobs"] or len(sys.argv) != 3:
+        sys.exit("usage: python -m snnlite._precompile --jobs JSON (started by precompile)")
+    _helper([tuple(j) for j in json.loads(sys.argv[2])])
