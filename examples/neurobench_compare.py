@@ -137,12 +137,12 @@ def main(argv=None):
                    "(default $SNNLITE_NEUROBENCH_PYTHON)")
     a = p.parse_args(argv)
     rng = np.random.default_rng(0)
-    if a.tiny or a.checkpoint is None:
+    tiny = a.tiny or a.checkpoint is None
+    if tiny:
         model, T = tiny_model(rng), a.T
         x = (rng.integers(0, 17, (a.samples, 2, 8, 8)) / 16.0)
         y = rng.integers(0, 3, a.samples)
-        enc = (lambda im: encoding.direct(im, T) if a.encoding == "direct" else
-               model_input(im, a.encoding, T, None, None))  # raw dyadic values, no mean/std
+        mean = std = None  # raw dyadic values, no mean/std
     else:
         from snnlite import data
         from snnlite.io.checkpoint import load_model
@@ -151,7 +151,13 @@ def main(argv=None):
         _, test = data.load_mini(a.data)
         x = test.images[:a.samples].astype(np.float32) / np.float32(255)
         y = test.labels[:a.samples]
-        enc = (lambda im: model_input(im, a.encoding, T, test.mean, test.std))
+        mean, std = test.mean, test.std
+
+    def enc(im):
+        if tiny and a.encoding == "direct":
+            return encoding.direct(im, T)
+        return model_input(im, a.encoding, T, mean, std)
+
     batches, labels = [], []
     for i in range(0, len(x), a.batch_size):
         batches.append(np.ascontiguousarray(np.asarray(enc(x[i:i + a.batch_size]), np.float64)))

@@ -65,7 +65,8 @@ class Twin(nn.Module):
             elif k == "linear":
                 m = nn.Linear(L["in"], L["out"], bias=L["bias"])
             elif k == "bn":
-                m = (nn.BatchNorm2d if L["dims"] == 2 else nn.BatchNorm1d)(L["features"], eps=L["eps"])
+                bn = nn.BatchNorm2d if L["dims"] == 2 else nn.BatchNorm1d
+                m = bn(L["features"], eps=L["eps"])
             elif k == "lif":
                 m = LIF(L["tau"], L["v_threshold"], L["v_reset"], L["decay_input"])
             elif k == "avgpool":
@@ -119,7 +120,9 @@ def run(path):
     model.add_activation_module(LIF)
     static = [Footprint, ParameterCount, ConnectionSparsity]
     work = [ActivationSparsity, SynapticOperations, MembraneUpdates, ClassificationAccuracy]
-    argmax = (lambda preds: preds.argmax(-1))  # ClassificationAccuracy compares labels
+
+    def argmax(preds):  # ClassificationAccuracy compares labels
+        return preds.argmax(-1)
     res = Benchmark(model, loader, [], [argmax], [static, work]).run(quiet=True)
     # the footprint of the model as stored (its arrays' own dtype), by NeuroBench's metric
     stored = np.array(job["param/" + next(k[6:] for k in job.files if k.startswith("param/"))])
