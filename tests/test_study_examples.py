@@ -1,5 +1,6 @@
 """The D2E study examples: per-layer collapse (depth_stats) and the seed study (seed_study)."""
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,33 @@ def test_seed_study_pools_the_per_seed_paired_tests(tmp_path, rng):
     d = acc[:, 0] - acc[:, 1]
     if len(set(d)) > 1:
         assert np.isclose(res["paired_t_p"], stats.ttest_1samp(d, 0.0).pvalue)
+
+
+SENS = importlib.util.spec_from_file_location(
+    "skd_sensitivity", Path(__file__).resolve().parents[1] / "examples" / "skd_sensitivity.py")
+skd_sensitivity = importlib.util.module_from_spec(SENS)
+SENS.loader.exec_module(skd_sensitivity)
+
+
+def test_sensitivity_grid_runs_each_cell_once_and_resumes(tmp_path, rng):
+    from snnlite.io.checkpoint import save_checkpoint
+
+    teacher = tmp_path / "teacher.h5"
+    save_checkpoint(teacher, models.cifarnet_small(seed=1).state_dict(),
+                    {"model": "cifarnet_small", "T": 2, "encoding": "direct",
+                     "dataset": "cifar10"}, {})
+    ds = data.ArrayDataset(rng.integers(0, 256, (8, 3, 32, 32), dtype=np.uint8),
+                           rng.integers(0, 10, 8))
+    kw = dict(temperatures=(2.0,), alphas=(0.2, 0.6), epochs=1, T=2, batch_size=4,
+              progress=False)
+    res = skd_sensitivity.sweep(teacher, tmp_path / "grid", ds, ds, **kw)
+    assert [r["cell"] for r in res["rows"]] == ["skd-K2-a0.2", "skd-K2-a0.6", "tsf"]
+    for r in res["rows"]:
+        cfg = json.loads((tmp_path / "grid" / r["cell"] / "config.json").read_text())
+        assert cfg["method"] == r["method"] and cfg["epochs"] == 1
+        if r["method"] == "skd":
+            assert (cfg["temperature"], cfg["alpha"]) == (r["temperature"], r["alpha"])
+    again = skd_sensitivity.sweep(teacher, tmp_path / "grid", ds, ds, **kw)  # all finished
+    assert [r["final_acc"] for r in again["rows"]] == [r["final_acc"] for r in res["rows"]]
+    text = skd_sensitivity.table(res)
+    assert "K \\ alpha" in text and "TSF (reference)" in text
