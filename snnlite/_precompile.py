@@ -26,6 +26,7 @@ from pathlib import Path
 
 SIGNATURES = Path(__file__).resolve().parent / "signatures.json"
 _MODULE = "snnlite.kernels."
+_helpers = []  # helper processes started by precompile, possibly still compiling
 
 
 def _encode(t):
@@ -154,6 +155,13 @@ def _compile(jobs, done=None):
             done(i)
 
 
+def wait():
+    """Wait for the helper processes of :func:`precompile` still compiling (the kernels only
+    an evaluation calls) to finish."""
+    while _helpers:
+        _helpers.pop().wait()
+
+
 def _helper(jobs):
     """``python -m snnlite._precompile --jobs``: compile, one line (the job's index) each."""
     def done(i):
@@ -210,6 +218,7 @@ def precompile(model, processes=None, progress=True, path=SIGNATURES):
         threading.Thread(target=lambda p=p, mark=marker(share): [mark(i) for i in p.stdout],
                          daemon=True).start()
         helpers.append(p)
+    _helpers.extend(helpers)
     _compile(shares[0], marker(shares[0]))
     with waiting:  # a helper that died reports nothing: stop once every helper has ended
         while left[0] > 0 and not all(p.poll() is not None for p in helpers):

@@ -38,7 +38,7 @@ def kernel_notice(cache_dir=None):
         return None
     where = cache_dir or _config.kernel_cache_dir()
     return (f"note: first run of this snnlite on this machine: its kernels compile before "
-            f"the first step, on every core (some 15-30 s, once; cached in {_home(where)})")
+            f"the first step, on every core (some 15 s on 2 CPUs, once; cached in {_home(where)})")
 
 
 def _home(path):
