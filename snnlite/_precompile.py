@@ -188,22 +188,23 @@ def precompile(model, processes=None, progress=True, path=SIGNATURES):
     from ._pool import get_num_threads
     n = max(1, min(processes or get_num_threads(), len(first)))
     shares = _shares(first, n)
+    counts = [len(share) for share in shares]  # each share leads with training kernels
     for job, share in zip(sorted(later, key=lambda j: -j[2]), itertools.cycle(shares[1:])):
-        share.append(job)  # after the training kernels: nobody waits for these
+        share.append(job)  # after them: nobody waits for these
+    seconds = max(sum(job[2] for job in share[:c]) for share, c in zip(shares, counts))
+    print(f"Compiling the kernels of {model} on {n} {'processes' if n > 1 else 'process'} "
+          f"before the first step (once per machine and snnlite version; about "
+          f"{seconds:.0f} s on the 2-CPU machine they were timed on)", flush=True)
     waiting = threading.Condition()
     left = [len(first)]
     bar = None
     if progress:
-        seconds = max(sum(j[2] for j in s) for s in _shares(first, n))
-        print(f"Compiling the kernels of {model} on {n} "
-              f"{'processes' if n > 1 else 'process'}, once (first run of this snnlite "
-              f"version here; about {seconds:.0f} s where they were timed)", flush=True)
         from tqdm.auto import tqdm
         bar = tqdm(total=len(first), unit="kernel", desc="compiling", leave=False)
 
-    def marker(share):
-        def mark(i):
-            if int(i) < len(share) and share[int(i)] in first:
+    def marker(count):
+        def mark(i):  # job i of a share is compiled
+            if int(i) < count:
                 with waiting:
                     left[0] -= 1
                     if bar is not None:
@@ -212,14 +213,14 @@ def precompile(model, processes=None, progress=True, path=SIGNATURES):
         return mark
 
     helpers = []
-    for share in shares[1:]:
+    for share, count in zip(shares[1:], counts[1:]):
         p = subprocess.Popen([sys.executable, "-m", "snnlite._precompile", "--jobs",
                               json.dumps(share)], stdout=subprocess.PIPE, text=True)
-        threading.Thread(target=lambda p=p, mark=marker(share): [mark(i) for i in p.stdout],
+        threading.Thread(target=lambda p=p, mark=marker(count): [mark(i) for i in p.stdout],
                          daemon=True).start()
         helpers.append(p)
     _helpers.extend(helpers)
-    _compile(shares[0], marker(shares[0]))
+    _compile(shares[0], marker(counts[0]))
     with waiting:  # a helper that died reports nothing: stop once every helper has ended
         while left[0] > 0 and not all(p.poll() is not None for p in helpers):
             waiting.wait(timeout=0.5)
