@@ -74,10 +74,12 @@ def record(model_names, path):
                     index[key] = len(kernels)
                     kernels.append([name, sig, seconds])
                 table[m].setdefault(phase, []).append(index[key])
-    with open(path, "w") as f:
-        json.dump({"numba": numba.__version__, "kernels": kernels, "models": table}, f,
-                  indent=0)
-        f.write("\n")
+    text = (f'{{"numba": {json.dumps(numba.__version__)},\n"kernels": [\n'
+            + ",\n".join(json.dumps(k) for k in kernels) + '\n],\n"models": {\n'
+            + ",\n".join(f"{json.dumps(m)}: {json.dumps(ph)}" for m, ph in table.items())
+            + "\n}}\n")  # one kernel per line
+    json.loads(text)
+    Path(path).write_text(text)
 
 
 def main(argv=None):
