@@ -340,3 +340,14 @@ def test_quickstart_default_run_reaches_30_percent(mini):
     path, _ = mini
     hist = _quickstart().run(path, progress=False)
     assert hist[-1]["test_acc"] >= 0.30
+
+
+def test_fit_precompiles_the_models_kernels_first(mini, tmp_path, monkeypatch):
+    """fit() hands the model's name to precompile (all cores on a cold cache) before the
+    first step."""
+    import snnlite.train as T
+    _, (train, test) = mini
+    calls = []
+    monkeypatch.setattr(T, "precompile", lambda name, progress: calls.append(name))
+    Trainer(_cfg(epochs=1), tmp_path, train, test, progress=False).fit()
+    assert calls == ["cifarnet_small"]
