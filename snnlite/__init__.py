@@ -12,6 +12,7 @@ import importlib
 
 from ._memory import tune_malloc
 from ._pool import get_num_threads, set_num_threads
+from ._precompile import precompile
 from ._version import __version__
 
 _LAZY = ("encoding", "losses", "models", "nn", "optim")
@@ -28,4 +29,4 @@ def __dir__():
 
 
 __all__ = ["encoding", "losses", "models", "nn", "optim", "get_num_threads", "set_num_threads",
-           "tune_malloc", "__version__"]
+           "precompile", "tune_malloc", "__version__"]
