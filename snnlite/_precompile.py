@@ -112,22 +112,28 @@ def _is_cached(disp, argtypes):
 
 def missing(model, path=SIGNATURES):
     """The recorded kernels of ``model`` that the cache lacks, by phase (see :func:`load`);
-    empty when caching is off or the model is not a recorded one."""
+    empty when caching is off, the model is not a recorded one or the record is unreadable
+    (precompiling only ever saves time: it never stops a run)."""
     from . import _config
-    table = load(path).get(model, {}) if _config.CACHE else {}
-    out = {}
-    for phase, jobs in table.items():
-        out[phase] = []
-        for name, sig, seconds in jobs:
-            try:
-                disp = _kernel(name)
-            except (ImportError, AttributeError):
-                continue  # renamed since recorded: it compiles on first call
-            if not hasattr(disp, "compile"):
-                continue  # NUMBA_DISABLE_JIT: plain Python
-            if not _is_cached(disp, tuple(_decode(a) for a in sig)):
-                out[phase].append((name, sig, seconds))
-    return out
+    if not _config.CACHE:
+        return {}
+    try:
+        table = load(path).get(model, {})
+        out = {}
+        for phase, jobs in table.items():
+            out[phase] = []
+            for name, sig, seconds in jobs:
+                try:
+                    disp, argtypes = _kernel(name), tuple(_decode(a) for a in sig)
+                except (ImportError, AttributeError, ValueError, TypeError):
+                    continue  # renamed since recorded, or a damaged entry: on first call
+                if not hasattr(disp, "compile"):
+                    continue  # NUMBA_DISABLE_JIT: plain Python
+                if not _is_cached(disp, argtypes):
+                    out[phase].append((name, sig, float(seconds)))
+        return out
+    except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return {}  # no usable record (a damaged install): kernels compile on first call
 
 
 def _shares(jobs, n):

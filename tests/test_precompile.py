@@ -85,3 +85,15 @@ def test_precompile_fills_the_cache_on_several_processes(tmp_path):
                                      check=True).stdout.splitlines()[-1])
     assert left == {"train": [], "eval": []}  # the evaluation's kernel too, by the helper
     assert run() == [0, 0]
+
+
+def test_an_unreadable_record_compiles_nothing(tmp_path):
+    bad_entry = '{"kernels": [["util.fill", [["array", "nonsense", 1, "C", false]], 0.1]], ' \
+        '"models": {"m": {"train": [0]}}}'
+    for text in ("{not json", '{"kernels": [], "models": {"m": {"train": [3]}}}', "[]"):
+        path = tmp_path / "signatures.json"
+        path.write_text(text)
+        assert P.missing("m", path) == {} and P.precompile("m", path=path) == 0
+    assert P.precompile("m", path=tmp_path / "absent.json") == 0
+    path.write_text(bad_entry)
+    assert P.missing("m", path) == {"train": []}
