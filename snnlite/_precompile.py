@@ -218,15 +218,19 @@ def precompile(model, processes=None, progress=True, path=SIGNATURES):
                     waiting.notify()
         return mark
 
-    helpers = []
+    helpers, mine = [], shares[0][:counts[0]]
     for share, count in zip(shares[1:], counts[1:]):
-        p = subprocess.Popen([sys.executable, "-m", "snnlite._precompile", "--jobs",
-                              json.dumps(share)], stdout=subprocess.PIPE, text=True)
+        try:
+            p = subprocess.Popen([sys.executable, "-m", "snnlite._precompile", "--jobs",
+                                  json.dumps(share)], stdout=subprocess.PIPE, text=True)
+        except OSError:  # no process to spare: its training kernels compile here
+            mine += share[:count]
+            continue
         threading.Thread(target=lambda p=p, mark=marker(count): [mark(i) for i in p.stdout],
                          daemon=True).start()
         helpers.append(p)
     _helpers.extend(helpers)
-    _compile(shares[0], marker(counts[0]))
+    _compile(mine, marker(len(mine)))
     with waiting:  # a helper that died reports nothing: stop once every helper has ended
         while left[0] > 0 and not all(p.poll() is not None for p in helpers):
             waiting.wait(timeout=0.5)

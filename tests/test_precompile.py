@@ -97,3 +97,20 @@ def test_an_unreadable_record_compiles_nothing(tmp_path):
     assert P.precompile("m", path=tmp_path / "absent.json") == 0
     path.write_text(bad_entry)
     assert P.missing("m", path) == {"train": []}
+
+
+def test_without_helper_processes_this_process_compiles_all(tmp_path):
+    f32 = ["array", "float32", 1, "C", False]
+    table = {"numba": "x", "kernels": [["util.fill", [f32, "float64"], 0.3],
+                                       ["util.copy", [f32, f32], 0.3]],
+             "models": {"m": {"train": [0, 1]}}}
+    path = tmp_path / "signatures.json"
+    path.write_text(json.dumps(table))
+    code = ("import sys, subprocess; from snnlite import _precompile as P\n"
+            "def refuse(*a, **k): raise OSError('no processes left')\n"
+            "subprocess.Popen = refuse\n"
+            "n = P.precompile('m', processes=2, progress=False, path=sys.argv[1])\n"
+            "print(n, P.missing('m', sys.argv[1]))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], env=_env(tmp_path / "c"),
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[-2] == "2 {'train': []}"
