@@ -168,8 +168,14 @@ def wait():
         _helpers.pop().wait()
 
 
+_HELPER = "import sys; from snnlite._precompile import _helper; _helper(sys.argv[1])"
+
+
 def _helper(jobs):
-    """``python -m snnlite._precompile --jobs``: compile, one line (the job's index) each."""
+    """A helper process of :func:`precompile`: compile ``jobs`` (JSON), printing each job's
+    index when done."""
+    jobs = [tuple(j) for j in json.loads(jobs)]
+
     def done(i):
         try:
             print(i, flush=True)
@@ -221,8 +227,8 @@ def precompile(model, processes=None, progress=True, path=SIGNATURES):
     helpers, mine = [], shares[0][:counts[0]]
     for share, count in zip(shares[1:], counts[1:]):
         try:
-            p = subprocess.Popen([sys.executable, "-m", "snnlite._precompile", "--jobs",
-                                  json.dumps(share)], stdout=subprocess.PIPE, text=True)
+            p = subprocess.Popen([sys.executable, "-c", _HELPER, json.dumps(share)],
+                                 stdout=subprocess.PIPE, text=True)
         except OSError:  # no process to spare: its training kernels compile here
             mine += share[:count]
             continue
@@ -237,9 +243,3 @@ def precompile(model, processes=None, progress=True, path=SIGNATURES):
     if bar is not None:
         bar.close()
     return len(first)
-
-
-if __name__ == "__main__":  # a helper of precompile(): --jobs JSON
-    if sys.argv[1:2] != ["--jobs"] or len(sys.argv) != 3:
-        sys.exit("usage: python -m snnlite._precompile --jobs JSON (started by precompile)")
-    _helper([tuple(j) for j in json.loads(sys.argv[2])])
