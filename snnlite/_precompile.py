@@ -204,9 +204,8 @@ def precompile(model, processes=None, progress=True, path=SIGNATURES):
     for job, share in zip(sorted(later, key=lambda j: -j[2]), itertools.cycle(shares[1:])):
         share.append(job)  # after them: nobody waits for these
     seconds = max(sum(job[2] for job in share[:c]) for share, c in zip(shares, counts))
-    print(f"Compiling the kernels of {model} on {n} {'processes' if n > 1 else 'process'} "
-          f"before the first step (once per machine and snnlite version; about "
-          f"{seconds:.0f} s on the 2-CPU machine they were timed on)", flush=True)
+    print(f"compiling the kernels of {model} on {n} {'processes' if n > 1 else 'process'} "
+          f"(once; about {seconds:.0f} s on the 2-CPU machine they were timed on)", flush=True)
     waiting = threading.Condition()
     left = [len(first)]
     bar = None
