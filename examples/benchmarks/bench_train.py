@@ -278,7 +278,7 @@ def main(argv=None):
                 runs[key] = _run(me + small + extra, env)
                 if key == "cold_start_s":
                     runs["warm_start_s"] = _run(me + small, env)
-        with tempfile.TemporaryDirectory() as cache:
+        with tempfile.TemporaryDirectory() as cache:  # the first run fills the cache
             _run([sys.executable, __file__, "--numba-floor"], {"NUMBA_CACHE_DIR": cache})
             runs["numba_floor_s"] = _run([sys.executable, __file__, "--numba-floor"],
                                          {"NUMBA_CACHE_DIR": cache})
