@@ -56,6 +56,31 @@ def test_fused_equals_unfused(rng, dtype, pool, broadcast, lif):
     np.testing.assert_array_equal(a.forward(x), b.forward(x))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("pool", [True, False])
+def test_fused_blocks_of_small_planes_equal_unfused(rng, threads, pool):
+    """Small maps run as blocks of several planes (``fused.PLANES`` values): 160 planes of
+    8x8 and 200 of 4x4 (or 2x2) split over the workers give whole and partial blocks."""
+    from snnlite import _pool
+    x = rng.random((4, 40, 3, 8, 8)).astype(np.float32) * 2
+    a, b = _net(3, np.float32, pool), _net(3, np.float32, pool)
+    b.fuse = False
+    a.requires_input_grad = b.requires_input_grad = True
+    old = _pool.get_num_threads()
+    _pool.set_num_threads(threads)
+    try:
+        ya, yb = a.forward(x), b.forward(x)
+        np.testing.assert_array_equal(ya, yb)
+        assert [m.spike_count for m in a.layers() if isinstance(m, nn.LIF)] == \
+            [m.spike_count for m in b.layers() if isinstance(m, nn.LIF)]
+        g = rng.standard_normal(ya.shape).astype(np.float32)
+        np.testing.assert_allclose(a.backward(g), b.backward(g), rtol=1e-5, atol=1e-6)
+        for (n, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+            np.testing.assert_allclose(pa.grad, pb.grad, err_msg=n, rtol=1e-5, atol=1e-6)
+    finally:
+        _pool.set_num_threads(old)
+
+
 @pytest.mark.parametrize("downsample", [True, False])
 def test_fused_basic_block_equals_unfused(rng, downsample):
     cout, stride = (8, 2) if downsample else (4, 1)

@@ -388,13 +388,14 @@ def lif_bn_backward(dout, h, x, mean, rstd, gamma, tau, v_threshold, v_reset, de
                      max(int(pool), 1), W)
     sums = sums.reshape(B, C, 2).sum(0)
     dbeta, dgamma = sums[:, 0].copy(), sums[:, 1].copy()
-    dcur_out = dcur.reshape(Tx, B, C, H, W).copy() if need_dcur else None
+    dcur_out = dcur.reshape(Tx, B, C, H, W) if need_dcur else None
     if not need_dx:
         return None, dgamma, dbeta, dcur_out
     d3 = dcur.reshape(Tx * B, C, H * W)
-    _pool.chunks(kbn.bn_backward_input, Tx * B * C, d3, d3, xs.reshape(Tx * B, C, H * W),
+    dx = np.empty_like(d3) if need_dcur else d3  # in place unless dcur is returned too
+    _pool.chunks(kbn.bn_backward_input, Tx * B * C, dx, d3, xs.reshape(Tx * B, C, H * W),
                      mean, rstd, gamma, dgamma, dbeta)
-    return dcur.reshape(Tx, B, C, H, W), dgamma, dbeta, dcur_out
+    return dx.reshape(Tx, B, C, H, W), dgamma, dbeta, dcur_out
 
 
 # ---------------------------------------------------------------------------- LIF
