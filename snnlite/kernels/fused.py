@@ -178,21 +178,16 @@ def lif_bn_backward(dcur, sums, dout, h, x, mean, rstd, tau, v_th, v_reset, deca
                 dst = of[t, e0:e0 + n]
             ht = hf[t, e0:e0 + n]
             dt = df[0 if bx else t, e0:e0 + n]
-            if bx:
-                for p in range(n):
-                    d, carry[p] = bptt_step(dst[p], carry[p], ht[p], tau, itau, pow2, v_th,
-                                            v_reset, decay_input, hard_reset, detach_reset,
-                                            sg_half_alpha, sg_scale, one)
+            for p in range(n):
+                d, carry[p] = bptt_step(dst[p], carry[p], ht[p], tau, itau, pow2, v_th,
+                                        v_reset, decay_input, hard_reset, detach_reset,
+                                        sg_half_alpha, sg_scale, one)
+                if bx:
                     dt[p] += d
-            else:  # the BN reductions in the same pass (sb += d, sg += d * x, float64)
-                xt = xf[t, e0:e0 + n]
-                for p in range(n):
-                    d, carry[p] = bptt_step(dst[p], carry[p], ht[p], tau, itau, pow2, v_th,
-                                            v_reset, decay_input, hard_reset, detach_reset,
-                                            sg_half_alpha, sg_scale, one)
+                else:
                     dt[p] = d
-                    sb[p] += d
-                    sg[p] += np.float64(d) * xt[p]
+            if not bx:
+                _accumulate(sb, sg, dt, xf[t, e0:e0 + n])
         if bx:
             _accumulate(sb, sg, df[0, e0:e0 + n], xf[0, e0:e0 + n])
         for k in range(k0, k1):
