@@ -288,6 +288,9 @@ def main(argv=None):
             else:
                 errors.append(("jit", key, err))
 
+    for d in rows + profiles + scaling:  # checkpoints in the repository by relative path
+        if d["weights"] != "fresh" and Path(d["weights"]).is_relative_to(REPO):
+            d["weights"] = os.path.relpath(d["weights"], REPO)
     from snnlite import _blas
     from snnlite.bench import memory_gbs, sgemm_gflops
     result = dict(model=args.model,
@@ -332,7 +335,9 @@ def _cpu_name():
 
 
 def _label(w):
-    return "fresh initialisation" if w == "fresh" else os.path.relpath(w, REPO)
+    if w == "fresh":
+        return "fresh initialisation"
+    return os.path.relpath(w, REPO) if os.path.isabs(w) else w
 
 
 def _cells(vals, width=9):
