@@ -1,9 +1,9 @@
 """snnlite's NeuroBench metrics against NeuroBench's own implementation, on the same model
 and the same encoded images.
 
-    SNNLITE_NEUROBENCH_PYTHON=/work/venv-nb/bin/python \\
+    SNNLITE_NEUROBENCH_PYTHON=~/venv-nb/bin/python \\
         python examples/neurobench_compare.py runs/x/best.h5 --samples 16 --encoding ttfs
-    SNNLITE_NEUROBENCH_PYTHON=/work/venv-nb/bin/python python examples/neurobench_compare.py --tiny
+    SNNLITE_NEUROBENCH_PYTHON=~/venv-nb/bin/python python examples/neurobench_compare.py --tiny
 
 snnlite computes the metrics without torch (:mod:`snnlite.event.neurobench`); the same
 weights and inputs go to ``examples/neurobench_twin.py``, which rebuilds the model in

@@ -3,7 +3,7 @@ run NeuroBench's own metrics on it, print them as JSON. Needs torch, snntorch an
 only (not snnlite); run by ``examples/neurobench_compare.py`` with the Python of such a
 virtual environment (``$SNNLITE_NEUROBENCH_PYTHON``)::
 
-    /work/venv-nb/bin/python examples/neurobench_twin.py job.npz
+    ~/venv-nb/bin/python examples/neurobench_twin.py job.npz
 
 ``job.npz`` (written by ``neurobench_compare.export_job``): ``spec`` (JSON: the layers in
 order, from snnlite's traced graph), every state_dict array under ``param/<name>``,

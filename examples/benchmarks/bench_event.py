@@ -4,7 +4,7 @@ which events win.
     python examples/benchmarks/bench_event.py --train /tmp/ttfs-ckpt --json event.json  # see below
     python examples/benchmarks/bench_event.py --ckpt runs/x/best.h5              # a checkpoint
     python examples/benchmarks/bench_event.py --quick                            # seconds
-    SNNLITE_TORCH_PYTHON=/work/venv-torch/bin/python python examples/benchmarks/bench_event.py ...
+    SNNLITE_TORCH_PYTHON=~/venv-torch/bin/python python examples/benchmarks/bench_event.py ...
 
 Paths, all eval mode, float32, the same weights, one batch ``[T, B, 3, 32, 32]`` at a time:
 

@@ -3,7 +3,7 @@
 snnlite's tests compare against these numbers without importing torch. The
 file is produced by this script, run with the separate PyTorch environment::
 
-    /work/venv-torch/bin/python examples/benchmarks/make_sj_golden.py
+    ~/venv-torch/bin/python examples/benchmarks/make_sj_golden.py
 
 Produced with torch 2.13.0+cpu and spikingjelly 2.0.0 (the versions actually
 used are also stored in the file under ``meta/torch`` and ``meta/spikingjelly``).

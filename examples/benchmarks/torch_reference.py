@@ -17,9 +17,9 @@ then from inductor's on-disk cache).
 
 It prints exactly one JSON line on stdout, so that other benchmark scripts can
 run it as a subprocess with the interpreter of the environment that has torch,
-for example ``SNNLITE_TORCH_PYTHON=/work/venv-torch/bin/python``::
+for example ``SNNLITE_TORCH_PYTHON=~/venv-torch/bin/python``::
 
-    /work/venv-torch/bin/python examples/benchmarks/torch_reference.py --T 8 --batch-size 32
+    ~/venv-torch/bin/python examples/benchmarks/torch_reference.py --T 8 --batch-size 32
 
 Exits with code 3 and a message on stderr when torch or spikingjelly cannot be
 imported.  torch and spikingjelly are not dependencies of snnlite.

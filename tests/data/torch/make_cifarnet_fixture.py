@@ -3,7 +3,7 @@
 Run with the PyTorch environment (the files here were made with torch 2.13.0 and
 spikingjelly 2.0.0)::
 
-    /work/venv-torch/bin/python tests/data/torch/make_cifarnet_fixture.py
+    ~/venv-torch/bin/python tests/data/torch/make_cifarnet_fixture.py
 
 Two models, each trained for one SGD step, then run in eval mode. Batch norms use
 ``momentum=None`` (a cumulative average) for that step, so their running statistics are
