@@ -154,24 +154,25 @@ def run(net, x, mode="auto", record=False):
     ev = np.empty((B if record else P, T, prog.E), np.int32)
     _pool.shares(kev.run_network, inp, ev, record, ecnt, syn, acc, dense, q_dense,
                      *scratch, *prog.kernel_args())
-    counts = _counts(net, mode, ecnt, syn)
+    counts = run_counts(net.populations, net.input_shape, mode, ecnt, syn)
     spikes = None
     if record:
-        spikes = {p.name: _spikes(ev[:, :, prog.pop_off[i]:prog.pop_off[i] + p.size],
-                                  ecnt[:, :, i + 1], p.shape)
+        spikes = {p.name: spike_maps(ev[:, :, prog.pop_off[i]:prog.pop_off[i] + p.size],
+                                     ecnt[:, :, i + 1], p.shape)
                   for i, p in enumerate(pops) if p.kind != "readout"}
     return EventResult(acc / dt.type(T), counts, spikes)
 
 
-def _counts(net, mode, ecnt, syn):
-    """Counts from the per-(sample, step) event counts ecnt (B, T, S) and the synops per
-    projection syn (B, T, Q) of a run."""
+def run_counts(populations, input_shape, mode, ecnt, syn):
+    """Counts of a run of ``populations`` (the float or the integer engine's) from the
+    per-(sample, step) event counts ecnt (B, T, S) and the synops per projection
+    syn (B, T, Q)."""
     B, T = ecnt.shape[:2]
-    n_in = int(np.prod(net.input_shape))
+    n_in = int(np.prod(input_shape))
     events = [np.full((B, T), n_in, np.int64) if mode == "dense" else ecnt[:, :, 0].copy()]
-    events += [ecnt[:, :, i + 1].copy() for i in range(len(net.populations))]
+    events += [ecnt[:, :, i + 1].copy() for i in range(len(populations))]
     layers, k = [], 0
-    for i, p in enumerate(net.populations):
+    for i, p in enumerate(populations):
         lc = LayerCounts.zeros(p, B, T)
         if p.kind == "maxpool":
             lc.in_events[:] = events[p.source + 1]
@@ -205,7 +206,7 @@ def delayed(counts, d):
     return out
 
 
-def _spikes(ev, cnt, shape):
+def spike_maps(ev, cnt, shape):
     """[T, B, C, H, W] float64 binary maps from the event lists ev (B, T, N), cnt (B, T)."""
     B, T, N = ev.shape
     b, t, e = np.nonzero(np.arange(N) < cnt[..., None])

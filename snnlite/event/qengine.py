@@ -23,7 +23,8 @@ from ..kernels import event as kev
 from ..kernels import qevent as kq
 from ..nn import functional as F
 from ..nn.module import is_time_broadcast
-from .counts import Counts, LayerCounts
+from .counts import Counts
+from .engine import run_counts, spike_maps
 from .program import KIND, projection_runs
 
 
@@ -234,12 +235,13 @@ def run(qnet, x, record=False):
     ev = np.empty((B if record else P, T, prog.E), np.int32)
     _pool.shares(kq.qrun_network, inp, ev, record, ecnt, syn, sat, acc, dense, q_dense,
                  *scratch, *prog.kernel_args())
-    counts = _counts(qnet, mode, ecnt, syn)
+    counts = run_counts([qp.pop for qp in qnet.populations], qnet.input_shape, mode, ecnt,
+                        syn)
     saturated = {p.name: sat[:, :, i].copy() for i, p in enumerate(pops) if p.kind == "lif"}
     spikes = None
     if record:
-        spikes = {p.name: _spikes(ev[:, :, prog.pop_off[i]:prog.pop_off[i] + p.size],
-                                  ecnt[:, :, i + 1], p.shape)
+        spikes = {p.name: spike_maps(ev[:, :, prog.pop_off[i]:prog.pop_off[i] + p.size],
+                                     ecnt[:, :, i + 1], p.shape)
                   for i, p in enumerate(pops) if p.kind != "readout"}
     return QResult(logits(qnet, acc, T), acc, counts, saturated, spikes)
 
@@ -247,50 +249,6 @@ def run(qnet, x, record=False):
 def logits(qnet, acc, T):
     """float64 logits [B, K] of the readout's summed integer currents: acc * step / T."""
     return acc.astype(np.float64) * qnet.readout.step[None, :] / float(T)
-
-
-def _counts(qnet, mode, ecnt, syn):
-    """Counts of a run from the per-(sample, step) event counts ecnt (B, T, S) and the
-    synops per projection syn (B, T, Q), by the float engine's conventions."""
-    B, T = ecnt.shape[:2]
-    n_in = int(np.prod(qnet.input_shape))
-    events = [np.full((B, T), n_in, np.int64) if mode == "dense" else ecnt[:, :, 0].copy()]
-    events += [ecnt[:, :, i + 1].copy() for i in range(len(qnet.populations))]
-    layers, k = [], 0
-    for i, qp in enumerate(qnet.populations):
-        p = qp.pop
-        lc = LayerCounts.zeros(p, B, T)
-        if p.kind == "maxpool":
-            lc.in_events[:] = events[p.source + 1]
-        for q in p.projections:
-            if q.source < 0 and mode == "dense":
-                s = np.full((B, T), q.dense_connections(), np.int64)
-                lc.macs += s
-            else:
-                s = syn[:, :, k]
-                lc.acs += s
-            lc.synops += s
-            lc.projection_synops[q.name][:] = s
-            lc.in_events += events[q.source + 1]
-            k += 1
-        if p.bias is not None:
-            lc.bias_adds[:] = p.size
-        if p.kind == "lif":
-            lc.neuron_updates[:] = p.size
-        if p.kind != "readout":
-            lc.out_spikes[:] = events[i + 1]
-        layers.append(lc)
-    return Counts(layers, events[0], mode)
-
-
-def _spikes(ev, cnt, shape):
-    """[T, B, C, H, W] float64 binary maps from the event lists ev (B, T, N), cnt (B, T)."""
-    B, T, N = ev.shape
-    b, t, e = np.nonzero(np.arange(N) < cnt[..., None])
-    flat = np.zeros((B, T, N))
-    flat[b, t, ev[b, t, e]] = 1.0
-    C, H, W = shape
-    return np.ascontiguousarray(flat.reshape(B, T, H, W, C).transpose(1, 0, 4, 2, 3))
 
 
 __all__ = ["QProgram", "QResult", "logits", "program", "quantize_input", "run"]
