@@ -58,15 +58,21 @@ def check_input(net, x, mode):
     return mode
 
 
-def _check_array(net, x, mode):
-    """Type, shape and mode checks (no pass over the values)."""
+def check_array(x, input_shape):
+    """Type and shape checks of an engine's input x [T, B, *input_shape] (no pass over the
+    values)."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x: expected a numpy array [T, B, C, H, W], got {type(x).__name__}")
     if x.dtype.kind not in "fiub":
         raise TypeError(f"x: expected a numeric array, got dtype {x.dtype}")
-    if x.ndim != 5 or x.shape[2:] != net.input_shape or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"x: expected shape [T, B, {', '.join(map(str, net.input_shape))}], "
+    if x.ndim != 5 or x.shape[2:] != input_shape or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"x: expected shape [T, B, {', '.join(map(str, input_shape))}], "
                          f"got {x.shape}")
+
+
+def _check_array(net, x, mode):
+    """Type, shape and mode checks (no pass over the values)."""
+    check_array(x, net.input_shape)
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
 

@@ -124,34 +124,8 @@ class Program:
         self.bias = _cat(biases, dt)
 
         self.projections = [q for p in pops for q in p.projections]
-        pmaps, ptrs, runs, ws, q_pmap, q_ptr, q_w, q_wc, q_cc = ([] for _ in range(9))
-        n_pmap = n_ptr = n_run = n_w = 0
-        for q in self.projections:
-            pmap, ptr, run, wt, cc = projection_runs(q)
-            q_pmap.append(n_pmap)
-            q_ptr.append(n_ptr)
-            q_w.append(n_w)
-            q_wc.append(0 if cc else wt.shape[1])
-            q_cc.append(cc)
-            pmaps.append(pmap)
-            ptrs.append(ptr + n_run)
-            runs.append(run)
-            ws.append(wt.ravel())
-            n_pmap, n_ptr, n_run, n_w = (n_pmap + len(pmap), n_ptr + len(ptr),
-                                         n_run + len(run), n_w + wt.size)
-        self.q_src = np.array([q.source + 1 for q in self.projections], np.int64)
+        vars(self).update(pack_projections(self.projections, _float_tables, dt))
         self.q_delay = np.array([q.delay for q in self.projections], np.int64)
-        self.q_C = np.array([q.src_shape[0] for q in self.projections], np.int64)
-        self.q_pool = np.array([q.pool for q in self.projections], np.int64)
-        self.q_pmap, self.q_ptr, self.q_w, self.q_wc, self.q_cc = (
-            np.array(a, np.int64) for a in (q_pmap, q_ptr, q_w, q_wc, q_cc))
-        self.n_pooled = max([q.src_shape[0] * len(ptr) for q, ptr in zip(self.projections, ptrs)
-                             if q.pool > 1] + [1])
-        self.pmap = np.concatenate(pmaps)
-        self.run_ptr = np.concatenate(ptrs)
-        self.run_cur, self.run_w, self.run_len = (np.ascontiguousarray(a)
-                                                  for a in np.concatenate(runs).T)
-        self.w = _cat(ws, dt)
 
     KERNEL_ARGS = ("pop_off", "pop_kind", "pop_size", "pop_q", "pop_bias", "pop_bias1",
                    "pop_src", "pop_geom", "tau", "v_th", "v_reset", "decay_input",
@@ -172,6 +146,44 @@ class Program:
                 q_dense[i] = width
                 width += int(np.prod(q.out_shape))
         return q_dense
+
+
+def _float_tables(q):
+    pmap, ptr, run, wt, cc = projection_runs(q)
+    return pmap, ptr, run, wt, (0 if cc else wt.shape[1]), cc
+
+
+def pack_projections(projections, tables, dt):
+    """The projection arrays of the event kernels (names as in ``KERNEL_ARGS``), with
+    ``tables(q)`` giving projection q's (pmap, ptr, runs, weights, wc, cc) in the layout of
+    :func:`projection_runs`: the tables concatenated, with each projection's offsets into
+    them, weights as ``dt``."""
+    pmaps, ptrs, runs, ws, q_pmap, q_ptr, q_w, q_wc, q_cc = ([] for _ in range(9))
+    n_pmap = n_ptr = n_run = n_w = 0
+    for q in projections:
+        pmap, ptr, run, wt, wc, cc = tables(q)
+        q_pmap.append(n_pmap)
+        q_ptr.append(n_ptr)
+        q_w.append(n_w)
+        q_wc.append(wc)
+        q_cc.append(cc)
+        pmaps.append(pmap)
+        ptrs.append(ptr + n_run)
+        runs.append(run)
+        ws.append(wt.ravel())
+        n_pmap, n_ptr, n_run, n_w = (n_pmap + len(pmap), n_ptr + len(ptr),
+                                     n_run + len(run), n_w + wt.size)
+    out = {"q_src": np.array([q.source + 1 for q in projections], np.int64),
+           "q_C": np.array([q.src_shape[0] for q in projections], np.int64),
+           "q_pool": np.array([q.pool for q in projections], np.int64),
+           "n_pooled": max([q.src_shape[0] * len(ptr) for q, ptr in zip(projections, ptrs)
+                            if q.pool > 1] + [1]),
+           "pmap": np.concatenate(pmaps), "run_ptr": np.concatenate(ptrs), "w": _cat(ws, dt)}
+    out.update((k, np.array(v, np.int64)) for k, v in
+               zip(("q_pmap", "q_ptr", "q_w", "q_wc", "q_cc"), (q_pmap, q_ptr, q_w, q_wc, q_cc)))
+    out.update(zip(("run_cur", "run_w", "run_len"),
+                   (np.ascontiguousarray(a) for a in np.concatenate(runs).T)))
+    return out
 
 
 def _cat(parts, dt):

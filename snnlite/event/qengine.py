@@ -24,8 +24,8 @@ from ..kernels import qevent as kq
 from ..nn import functional as F
 from ..nn.module import is_time_broadcast
 from .counts import Counts
-from .engine import run_counts, spike_maps
-from .program import KIND, projection_runs
+from .engine import check_array, run_counts, spike_maps
+from .program import KIND, pack_projections, projection_runs
 
 
 @dataclass
@@ -99,33 +99,7 @@ class QProgram:
         self.bias, self.th, self.rest = (_cat(a) for a in (biases, ths, rests))
 
         self.projections = [q for p in pops for q in p.projections]
-        pmaps, ptrs, runs, ws, q_pmap, q_ptr, q_w, q_wc, q_cc = ([] for _ in range(9))
-        n_pmap = n_ptr = n_run = n_w = 0
-        for q in self.projections:
-            pmap, ptr, run, wt, wc, cc = _int_weights(q)
-            q_pmap.append(n_pmap)
-            q_ptr.append(n_ptr)
-            q_w.append(n_w)
-            q_wc.append(wc)
-            q_cc.append(cc)
-            pmaps.append(pmap)
-            ptrs.append(ptr + n_run)
-            runs.append(run)
-            ws.append(wt.ravel())
-            n_pmap, n_ptr, n_run, n_w = (n_pmap + len(pmap), n_ptr + len(ptr),
-                                         n_run + len(run), n_w + wt.size)
-        self.q_src = np.array([q.source + 1 for q in self.projections], np.int64)
-        self.q_C = np.array([q.src_shape[0] for q in self.projections], np.int64)
-        self.q_pool = np.array([q.pool for q in self.projections], np.int64)
-        self.q_pmap, self.q_ptr, self.q_w, self.q_wc, self.q_cc = (
-            np.array(a, np.int64) for a in (q_pmap, q_ptr, q_w, q_wc, q_cc))
-        self.n_pooled = max([q.src_shape[0] * len(ptr) for q, ptr in zip(self.projections, ptrs)
-                             if q.pool > 1] + [1])
-        self.pmap = np.concatenate(pmaps)
-        self.run_ptr = np.concatenate(ptrs)
-        self.run_cur, self.run_w, self.run_len = (np.ascontiguousarray(a)
-                                                  for a in np.concatenate(runs).T)
-        self.w = _cat(ws)
+        vars(self).update(pack_projections(self.projections, _int_weights, np.int32))
 
     KERNEL_ARGS = ("pop_off", "pop_kind", "pop_size", "pop_q", "pop_bias", "pop_nrn", "pop_src",
                    "pop_geom", "s_lo", "s_hi", "leak_m", "leak_f", "decay_input", "hard_reset",
@@ -152,13 +126,7 @@ def _check(qnet, x):
     if not (hasattr(qnet, "fmt") and hasattr(qnet, "input_kind")):
         raise TypeError(f"qnet: expected a quantized network (snnlite.quant.QNet), got "
                         f"{type(qnet).__name__}")
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"x: expected a numpy array [T, B, C, H, W], got {type(x).__name__}")
-    if x.dtype.kind not in "fiub":
-        raise TypeError(f"x: expected a numeric array, got dtype {x.dtype}")
-    if x.ndim != 5 or x.shape[2:] != qnet.input_shape or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"x: expected shape [T, B, {', '.join(map(str, qnet.input_shape))}], "
-                         f"got {x.shape}")
+    check_array(x, qnet.input_shape)
     xs = x[:1] if is_time_broadcast(x) else x
     if x.dtype.kind == "f" and not np.isfinite(xs).all():
         raise ValueError("x: contains NaN or infinity")
