@@ -8,11 +8,14 @@ batch, seed and the training and test subsets. Each keeps a resumable run folder
 ``<out>/skd-K<K>-a<alpha>/`` (``<out>/tsf/``); rerunning with the same ``--out``
 continues unfinished cells and reuses finished ones. Writes ``<out>/results.json``
 (per cell: final and best accuracy, final KL to the teacher, wall time) and prints a
-table, temperatures down and alphas across. The issue's grid, on a subset:
+table, temperatures down and alphas across. ``--full-test`` then tests every cell's final
+checkpoint on the whole test split, with an exact paired (McNemar) test of each SKD cell
+against the TSF cell (``full_acc``, ``vs_tsf`` in results.json). The grid on a subset:
 
     python examples/skd_sensitivity.py \\
         --teacher examples/runs/teacher-cifarnet_small-T4/last.h5 --data ../shared/data \\
-        --epochs 2 --train-limit 10000 --test-limit 2000 --out examples/runs/skd-sensitivity
+        --epochs 2 --train-limit 10000 --test-limit 2000 --out examples/runs/skd-sensitivity \\
+        --full-test
 """
 import argparse
 import json
@@ -20,8 +23,8 @@ from pathlib import Path
 
 from snnlite import data
 from snnlite.io.checkpoint import atomic_write, load_model
-from snnlite.train import subset
-from snnlite.transfer import Transfer, TransferConfig
+from snnlite.train import evaluate, subset
+from snnlite.transfer import Transfer, TransferConfig, mcnemar
 
 TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 ALPHAS = (0.2, 0.4, 0.6)
@@ -57,27 +60,58 @@ def sweep(teacher, out, train, test, temperatures=TEMPERATURES, alphas=ALPHAS, e
                "test_images": len(subset(test, test_limit)), "epochs": epochs, "T": T,
                "batch_size": batch_size, "seed": seed, "temperatures": list(temperatures),
                "alphas": list(alphas), "rows": rows}
-    out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(results, indent=2) + "\n"
-    atomic_write(out / "results.json", lambda p: Path(p).write_text(text))
+    _write(out, results)
     return results
 
 
-def table(results):
-    """The grid as text: final accuracy (%) per temperature (rows) and alpha (columns)."""
-    acc = {(r["temperature"], r["alpha"]): r["final_acc"] for r in results["rows"]
-           if r["method"] == "skd"}
-    head = "K \\ alpha " + "".join(f"{a:>9g}" for a in results["alphas"])
-    lines = [f"SKD final test accuracy (%), {results['epochs']} epochs, "
-             f"{results['train_images']:,} training / {results['test_images']:,} test images",
-             head]
-    for k in results["temperatures"]:
-        lines.append(f"{k:<10g}" + "".join(f"{100 * acc[k, a]:9.2f}" for a in results["alphas"]))
-    tsf = [r for r in results["rows"] if r["method"] == "tsf"]
-    if tsf:
-        lines.append(f"TSF (reference): {100 * tsf[0]['final_acc']:.2f}")
-    return "\n".join(lines)
+def full_test(results, out, test, progress=True):
+    """Test every cell's final checkpoint on all of ``test`` (its own encoding and T): adds
+    ``full_acc`` to each row and, to each SKD row, ``vs_tsf`` (images only this cell gets
+    right, only TSF gets right, exact McNemar p) when the grid has a TSF cell; rewrites
+    ``<out>/results.json``."""
+    out = Path(out)
+    correct = {}
+    for r in results["rows"]:
+        model, cfg = load_model(out / r["cell"] / "last.h5")
+        ev = evaluate(model, test, cfg.T, cfg.encoding, progress=progress)
+        correct[r["cell"]] = ev["logits"].argmax(1) == test.labels
+        r["full_acc"] = ev["acc"]
+    results["full_test_images"] = len(test)
+    for r in results["rows"]:
+        if r["method"] == "skd" and "tsf" in correct:
+            b, c, p = mcnemar(correct[r["cell"]], correct["tsf"])
+            r["vs_tsf"] = {"only_this": b, "only_tsf": c, "p": p}
+    _write(out, results)
+    return results
 
+
+def _write(out, results):
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results, indent=2) + "\n"
+    atomic_write(out / "results.json", lambda p: Path(p).write_text(text))
+
+
+def table(results):
+    """The grid as text: final accuracy (%) per temperature (rows) and alpha (columns), on
+    the training-time test subset and, after :func:`full_test`, on the whole test split."""
+    rows = results["rows"]
+    tsf = [r for r in rows if r["method"] == "tsf"]
+    grids = [("final_acc", f"{results['test_images']:,} test images")]
+    if all("full_acc" in r for r in rows):
+        grids.append(("full_acc", f"all {results['full_test_images']:,} test images"))
+    lines = []
+    for key, what in grids:
+        acc = {(r["temperature"], r["alpha"]): r[key] for r in rows if r["method"] == "skd"}
+        lines += [f"SKD final test accuracy (%), {results['epochs']} epochs, "
+                  f"{results['train_images']:,} training images, {what}",
+                  "K \\ alpha " + "".join(f"{a:>9g}" for a in results["alphas"])]
+        for k in results["temperatures"]:
+            lines.append(f"{k:<10g}" + "".join(f"{100 * acc[k, a]:9.2f}"
+                                               for a in results["alphas"]))
+        if tsf:
+            lines.append(f"TSF (reference): {100 * tsf[0][key]:.2f}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,12 +128,16 @@ def main(argv=None):
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--no-reference", action="store_true", help="skip the TSF cell")
     p.add_argument("--out", default="runs/skd-sensitivity")
+    p.add_argument("--full-test", action="store_true", help="then test every cell on the "
+                   "whole test split, with a paired test against TSF")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     train, test = data.load_dataset(load_model(a.teacher)[1].dataset, a.data)
     res = sweep(a.teacher, a.out, train, test, a.temperatures, a.alphas, a.epochs, a.T,
                 a.batch_size, a.seed, a.train_limit, a.test_limit, not a.no_reference,
                 not a.no_progress)
+    if a.full_test:
+        res = full_test(res, a.out, test, not a.no_progress)
     print(table(res))
     return res
 

@@ -96,3 +96,13 @@ def test_sensitivity_grid_runs_each_cell_once_and_resumes(tmp_path, rng):
     assert [r["final_acc"] for r in again["rows"]] == [r["final_acc"] for r in res["rows"]]
     text = skd_sensitivity.table(res)
     assert "K \\ alpha" in text and "TSF (reference)" in text
+    full = skd_sensitivity.full_test(again, tmp_path / "grid", ds, progress=False)
+    assert full["full_test_images"] == len(ds)
+    on_disk = json.loads((tmp_path / "grid" / "results.json").read_text())
+    for r, d in zip(full["rows"], on_disk["rows"]):
+        assert d["full_acc"] == r["full_acc"]
+        assert 0 <= r["full_acc"] <= 1 and ("vs_tsf" in r) == (r["method"] == "skd")
+        if r["method"] == "skd":
+            v = r["vs_tsf"]
+            assert v["only_this"] + v["only_tsf"] <= len(ds) and 0 < v["p"] <= 1
+    assert "all 8 test images" in skd_sensitivity.table(full)
