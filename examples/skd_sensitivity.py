@@ -113,6 +113,7 @@ def table(results):
         lines.append("")
     return "\n".join(lines).rstrip()
 
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", required=True, help="direct-coded checkpoint")

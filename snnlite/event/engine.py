@@ -161,11 +161,7 @@ def run(net, x, mode="auto", record=False):
     _pool.shares(kev.run_network, inp, ev, record, ecnt, syn, acc, dense, q_dense,
                      *scratch, *prog.kernel_args())
     counts = run_counts(net.populations, net.input_shape, mode, ecnt, syn)
-    spikes = None
-    if record:
-        spikes = {p.name: spike_maps(ev[:, :, prog.pop_off[i]:prog.pop_off[i] + p.size],
-                                     ecnt[:, :, i + 1], p.shape)
-                  for i, p in enumerate(pops) if p.kind != "readout"}
+    spikes = recorded_spikes(ev, ecnt, prog.pop_off, pops) if record else None
     return EventResult(acc / dt.type(T), counts, spikes)
 
 
@@ -210,6 +206,15 @@ def delayed(counts, d):
     out = np.zeros_like(counts)
     out[:, d:] = counts[:, :-d]
     return out
+
+
+def recorded_spikes(ev, ecnt, pop_off, pops):
+    """{population name: its spike maps (see :func:`spike_maps`)} of a recorded run, from
+    the event lists ev (B, T, E) at offsets pop_off and the counts ecnt (B, T, S); the
+    readout has none."""
+    return {p.name: spike_maps(ev[:, :, pop_off[i]:pop_off[i] + p.size], ecnt[:, :, i + 1],
+                               p.shape)
+            for i, p in enumerate(pops) if p.kind != "readout"}
 
 
 def spike_maps(ev, cnt, shape):

@@ -121,7 +121,7 @@ class Program:
                     off += p.size
         self.pop_bias = np.array(self.pop_bias, np.int64)
         self.pop_bias1 = np.array(self.pop_bias1, np.int64)
-        self.bias = _cat(biases, dt)
+        self.bias = concat(biases, dt)
 
         self.projections = [q for p in pops for q in p.projections]
         vars(self).update(pack_projections(self.projections, _float_tables, dt))
@@ -178,7 +178,7 @@ def pack_projections(projections, tables, dt):
            "q_pool": np.array([q.pool for q in projections], np.int64),
            "n_pooled": max([q.src_shape[0] * len(ptr) for q, ptr in zip(projections, ptrs)
                             if q.pool > 1] + [1]),
-           "pmap": np.concatenate(pmaps), "run_ptr": np.concatenate(ptrs), "w": _cat(ws, dt)}
+           "pmap": np.concatenate(pmaps), "run_ptr": np.concatenate(ptrs), "w": concat(ws, dt)}
     out.update((k, np.array(v, np.int64)) for k, v in
                zip(("q_pmap", "q_ptr", "q_w", "q_wc", "q_cc"), (q_pmap, q_ptr, q_w, q_wc, q_cc)))
     out.update(zip(("run_cur", "run_w", "run_len"),
@@ -186,5 +186,6 @@ def pack_projections(projections, tables, dt):
     return out
 
 
-def _cat(parts, dt):
+def concat(parts, dt):
+    """The arrays ``parts`` end to end as ``dt`` (a single zero when there are none)."""
     return np.concatenate(parts).astype(dt) if parts else np.zeros(1, dt)

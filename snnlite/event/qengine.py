@@ -24,8 +24,8 @@ from ..kernels import qevent as kq
 from ..nn import functional as F
 from ..nn.module import is_time_broadcast
 from .counts import Counts
-from .engine import check_array, run_counts, spike_maps
-from .program import KIND, pack_projections, projection_runs
+from .engine import check_array, recorded_spikes, run_counts
+from .program import KIND, concat, pack_projections, projection_runs
 
 
 @dataclass
@@ -96,7 +96,7 @@ class QProgram:
                 self.pop_nrn.append(-1)
         self.pop_bias = np.array(self.pop_bias, np.int64)
         self.pop_nrn = np.array(self.pop_nrn, np.int64)
-        self.bias, self.th, self.rest = (_cat(a) for a in (biases, ths, rests))
+        self.bias, self.th, self.rest = (concat(a, np.int32) for a in (biases, ths, rests))
 
         self.projections = [q for p in pops for q in p.projections]
         vars(self).update(pack_projections(self.projections, _int_weights, np.int32))
@@ -108,10 +108,6 @@ class QProgram:
 
     def kernel_args(self):
         return tuple(getattr(self, k) for k in self.KERNEL_ARGS)
-
-
-def _cat(parts):
-    return np.concatenate(parts).astype(np.int32) if parts else np.zeros(1, np.int32)
 
 
 def program(qnet):
@@ -206,11 +202,7 @@ def run(qnet, x, record=False):
     counts = run_counts([qp.pop for qp in qnet.populations], qnet.input_shape, mode, ecnt,
                         syn)
     saturated = {p.name: sat[:, :, i].copy() for i, p in enumerate(pops) if p.kind == "lif"}
-    spikes = None
-    if record:
-        spikes = {p.name: spike_maps(ev[:, :, prog.pop_off[i]:prog.pop_off[i] + p.size],
-                                     ecnt[:, :, i + 1], p.shape)
-                  for i, p in enumerate(pops) if p.kind != "readout"}
+    spikes = recorded_spikes(ev, ecnt, prog.pop_off, pops) if record else None
     return QResult(logits(qnet, acc, T), acc, counts, saturated, spikes)
 
 
