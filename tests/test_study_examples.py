@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from snnlite import data, encoding, models, nn
 
@@ -13,19 +14,27 @@ depth_stats = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(depth_stats)
 
 
-def test_layer_stats_match_the_models_own_spike_counts(rng):
-    model = models.cifarnet_small(seed=3).eval()
-    images = rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8)
+@pytest.mark.parametrize("name", ["cifarnet_small", "wrn20_1"])
+def test_layer_stats_match_the_models_own_spike_counts(rng, name):
+    """Plain and residual graphs: a LIF fed by an ``add`` (BN output plus shortcut) is
+    measured on that sum. BN biases are raised so that every layer of the untrained model
+    fires and no row is trivially zero."""
+    model = models.build(name, seed=3).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.bias.data[...] = 1.0  # at threshold
+    images = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
     mean, std = data.CIFAR10_MEAN, data.CIFAR10_STD
     stats = depth_stats.layer_stats(model, images, [("direct", "direct", 4), ("ttfs", "ttfs", 8)],
-                                    mean, std, batch_size=4)
+                                    mean, std, batch_size=3)
     lifs = nn.trace(model, (3, 32, 32)).of_kind("lif")
     for label, enc, T in (("direct", "direct", 4), ("ttfs", "ttfs", 8)):
         x = images.astype(np.float32) / np.float32(255)
         model.forward(encoding.model_input(x, enc, T, mean, std))  # the fused path
         rows = stats[label]
         assert [r["layer"] for r in rows] == [n.name for n in lifs]
-        assert [r["depth"] for r in rows] == [1, 2, 3, 4]
+        assert [r["depth"] for r in rows] == list(range(1, len(lifs) + 1))
+        assert all(r["firing_rate"] > 0 for r in rows)
         for r, n in zip(rows, lifs):
             assert r["firing_rate"] == n.module.spike_count / (len(images) * T * n.size)
             assert r["preact_pos_mean"] >= max(r["preact_mean"], 0)
