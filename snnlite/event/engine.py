@@ -101,18 +101,19 @@ def events_to_dense(events, T, B, input_shape):
     return x
 
 
-def _dense_currents(prog, x, B):
-    """(q_dense, dense (B, 1 or T, D)): the currents of every projection that reads the
-    dense input x, channel-last, side by side; computed once if x repeats over time."""
-    q_dense = prog.dense_offsets()
+def dense_currents(projections, x, B, dtype):
+    """(q_dense, dense (B, 1 or T, D)): the currents, in ``dtype``, of every projection that
+    reads the dense input x, channel-last, side by side (``q_dense``: each projection's
+    offset in a row, or -1); computed once if x repeats over time."""
+    q_dense, width = np.full(len(projections), -1, np.int64), 0
     frames = x[:1] if is_time_broadcast(x) else x
     Tf = frames.shape[0]
-    frames = np.ascontiguousarray(frames, prog.dtype).reshape((Tf * B,) + frames.shape[2:])
+    frames = np.ascontiguousarray(frames, dtype).reshape((Tf * B,) + frames.shape[2:])
     parts = []
-    for q in prog.projections:
+    for i, q in enumerate(projections):
         if q.source >= 0:
             continue
-        w = q.weight.astype(prog.dtype)
+        w = np.asarray(q.weight, dtype)
         if q.kind == "conv":
             y = F.conv2d_forward(frames, w, None, q.stride, q.padding, sparse_below=0.0)
             y = y.transpose(0, 2, 3, 1)
@@ -120,9 +121,11 @@ def _dense_currents(prog, x, B):
             y = frames.reshape(Tf * B, -1) @ w.T
         else:
             raise TypeError(f"projection {q.name!r} ({q.kind}) cannot read dense input")
+        q_dense[i] = width
+        width += int(np.prod(q.out_shape))
         parts.append(y.reshape(Tf, B, -1))
     dense = np.concatenate(parts, axis=2).transpose(1, 0, 2)
-    return q_dense, np.ascontiguousarray(dense, prog.dtype)
+    return q_dense, np.ascontiguousarray(dense, dtype)
 
 
 def _input_events(inp, ecnt, x):
@@ -147,7 +150,7 @@ def run(net, x, mode="auto", record=False):
     dt = prog.dtype
     if mode == "dense":
         ecnt[:, :, 0] = 0
-        q_dense, dense = _dense_currents(prog, x, B)
+        q_dense, dense = dense_currents(prog.projections, x, B, prog.dtype)
     else:
         q_dense, dense = np.full(len(prog.projections), -1, np.int64), np.zeros((B, 1, 0), dt)
     P = _pool.get_num_threads()

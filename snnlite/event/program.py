@@ -137,16 +137,6 @@ class Program:
         """The program's arrays in the order ``run_network`` takes them."""
         return tuple(getattr(self, k) for k in self.KERNEL_ARGS)
 
-    def dense_offsets(self):
-        """Per projection: its offset in the rows of dense currents (the side-by-side
-        currents of the projections that read the network input), or -1."""
-        q_dense, width = np.full(len(self.projections), -1, np.int64), 0
-        for i, q in enumerate(self.projections):
-            if q.source < 0:
-                q_dense[i] = width
-                width += int(np.prod(q.out_shape))
-        return q_dense
-
 
 def _float_tables(q):
     pmap, ptr, run, wt, cc = projection_runs(q)

@@ -21,10 +21,9 @@ import numpy as np
 from .. import _pool
 from ..kernels import event as kev
 from ..kernels import qevent as kq
-from ..nn import functional as F
 from ..nn.module import is_time_broadcast
 from .counts import Counts
-from .engine import check_array, recorded_spikes, run_counts
+from .engine import check_array, dense_currents, recorded_spikes, run_counts
 from .program import KIND, concat, pack_projections, projection_runs
 
 
@@ -138,34 +137,6 @@ def quantize_input(qnet, x):
     return np.broadcast_to(codes, x.shape) if bc else codes
 
 
-def _dense_currents(qnet, prog, x, B):
-    """(q_dense, dense (B, 1 or T, D) int32): integer currents of the projections reading the
-    quantized dense input, computed in float64 on integer values (exact: every partial sum
-    is an integer within the proven int32 bound)."""
-    q_dense = np.full(len(prog.projections), -1, np.int64)
-    codes = quantize_input(qnet, x)
-    frames = codes[:1] if is_time_broadcast(codes) else codes
-    Tf = frames.shape[0]
-    frames = np.ascontiguousarray(frames, np.float64).reshape((Tf * B,) + frames.shape[2:])
-    parts, width = [], 0
-    for i, q in enumerate(prog.projections):
-        if q.source >= 0:
-            continue
-        w = np.asarray(q.weight, np.float64)
-        if q.kind == "conv":
-            y = F.conv2d_forward(frames, w, None, q.stride, q.padding, sparse_below=0.0)
-            y = y.transpose(0, 2, 3, 1)
-        elif q.kind == "linear":
-            y = frames.reshape(Tf * B, -1) @ w.T
-        else:
-            raise TypeError(f"projection {q.name!r} ({q.kind}) cannot read dense input")
-        q_dense[i] = width
-        width += int(np.prod(q.out_shape))
-        parts.append(np.rint(y).reshape(Tf, B, -1))
-    dense = np.concatenate(parts, axis=2).transpose(1, 0, 2)
-    return q_dense, np.ascontiguousarray(dense.astype(np.int32))
-
-
 def run(qnet, x, record=False):
     """Run ``qnet`` on x [T, B, C, H, W] (see the module docstring). Returns QResult."""
     _check(qnet, x)
@@ -188,7 +159,11 @@ def run(qnet, x, record=False):
             np.zeros((B, 1, 0), np.int32)
     else:
         mode = "dense"
-        q_dense, dense = _dense_currents(qnet, prog, x, B)
+        # float64 on integer codes is exact: every partial sum is an integer within the
+        # proven int32 bound
+        q_dense, dense = dense_currents(prog.projections, quantize_input(qnet, x), B,
+                                        np.float64)
+        dense = np.rint(dense).astype(np.int32)
     P = _pool.get_num_threads()
     syn = np.zeros((B, T, len(prog.projections)), np.int64)
     sat = np.zeros((B, T, len(pops)), np.int64)
