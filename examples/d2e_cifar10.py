@@ -67,7 +67,7 @@ def add_energy(rows, checkpoints, test, samples, target="cmos45_fp32"):
 
 
 def run(teacher, out, train, test, epochs=10, T=8, batch_size=64, lr=None, seed=0,
-        methods=METHODS, train_limit=None, test_limit=None, progress=True,
+        methods=METHODS, train_limit=None, test_limit=None, progress=True, log_every=0,
         energy_samples=1000):
     """Evaluate the direct and TTFS-baseline rows, run every transfer method, audit each
     row's spikes, synops and energy on ``energy_samples`` test images (0: skip), write
@@ -96,7 +96,7 @@ def run(teacher, out, train, test, epochs=10, T=8, batch_size=64, lr=None, seed=
                              batch_size=batch_size, lr=lr, seed=seed,
                              train_limit=train_limit, test_limit=test_limit)
         res = runs[method] = Transfer(cfg, out / method, train, test, resume=True,
-                                      progress=progress).fit()
+                                      progress=progress, log_every=log_every).fit()
         rows.append({"row": method.upper() if method in ("tsf", "skd") else method,
                      "input": "ttfs", "T": T, "acc": res["final_acc"],
                      "best_acc": res["best_acc"], "kl": res["final_kl"],
@@ -184,6 +184,8 @@ def main(argv=None):
                         "64; 0: skip)")
     p.add_argument("--out", default="runs/d2e")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--log-every", type=int, default=0,
+                   help="with --no-progress: a status line every N training steps")
     a = p.parse_args(argv)
     if not (a.quick or a.teacher):
         p.error("give --teacher CHECKPOINT, or --quick")
@@ -205,7 +207,7 @@ def main(argv=None):
           for k in ("epochs", "T", "batch_size", "train_limit", "test_limit",
                     "energy_samples")}
     res = run(teacher, out, train, test, lr=a.lr, seed=a.seed, methods=a.methods,
-              progress=progress, **kw)
+              progress=progress, log_every=a.log_every, **kw)
     print((out / "results.md").read_text())
     return res
 

@@ -168,10 +168,13 @@ def test_train_command_prints_the_first_screen(tmp_path, capsys):
     if not mini.exists():
         pytest.skip(f"{mini} not found (set SNNLITE_DATA)")
     argv = ["train", "--data", str(mini), "--epochs", "1", "--T", "2", "--batch-size", "8",
-            "--train-limit", "64", "--test-limit", "16", "--no-progress",
+            "--train-limit", "64", "--test-limit", "16", "--no-progress", "--log-every", "4",
             "--out", str(tmp_path / "r")]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out.splitlines()
+    status = [line for line in out if line.startswith("epoch 1 batch ")]
+    assert [line.split(":")[0] for line in status] == ["epoch 1 batch 4/8 step 4",
+                                                       "epoch 1 batch 8/8 step 8"]
     assert out[0] == f"snnlite train: a new run in {tmp_path / 'r'}"
     assert out[1].startswith("  model     cifarnet_small, 2") and "parameters" in out[1]
     assert out[2] == "  data      cifar10: 64 training / 16 test images, 3x32x32"

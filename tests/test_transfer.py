@@ -203,9 +203,12 @@ def test_cli_end_to_end_writes_results(mini, teacher, tmp_path):
     out = tmp_path / "skd"
     cmd = [sys.executable, "-m", "snnlite", "transfer", "--teacher", str(teacher), "--method",
            "skd", "--T", "2", "--epochs", "2", "--batch-size", "16", "--train-limit", "32",
-           "--test-limit", "32", "--data", path, "--out", str(out), "--no-progress"]
+           "--test-limit", "32", "--data", path, "--out", str(out), "--no-progress",
+           "--log-every", "1"]
     run = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
+    assert [line.split(":")[0] for line in run.stdout.splitlines() if " batch " in line] == [
+        f"epoch {e} batch {b}/2 step {2 * e - 2 + b}" for e in (1, 2) for b in (1, 2)]
     assert "r(KL, gap)" in run.stdout and "teacher_acc" in run.stdout
     res = json.loads((out / "results.json").read_text())
     assert res["method"] == "skd" and res["encoding"] == "ttfs" and res["epochs"] == 2

@@ -42,6 +42,30 @@ def add_data_args(p):
     p.add_argument("--data", default=None, help=DATA_HELP)
 
 
+def add_run_args(p, out_default):
+    """The options of a resumable run folder, shared by ``train`` and ``transfer``: data
+    limits, augmentation, checkpointing, ``--out`` (default ``out_default``), ``--resume``,
+    ``--override`` and the progress display."""
+    p.add_argument("--no-augment", action="store_true",
+                   help="no random crop and flip of the training images")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="write last.h5 every N steps (and at the end of each epoch)")
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="train on the first N training images (default: all)")
+    p.add_argument("--test-limit", type=int, default=None,
+                   help="evaluate on the first N test images (default: all)")
+    p.add_argument("--out", default=None, help=f"run folder (default: {out_default})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out where it stopped")
+    p.add_argument("--override", action="append", default=None, metavar="NAME=VALUE",
+                   help="with --resume: change one of the run's settings from where it "
+                        "stopped (e.g. lr=0.01 after a divergence), recorded in the run; "
+                        "repeatable")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    p.add_argument("--log-every", type=int, default=0,
+                   help="with --no-progress: a status line every N steps (0: none)")
+
+
 def load_data(dataset, path):
     """(train, test) of ``dataset`` from ``path`` (``--data``; None: the default places), as
     :func:`snnlite.data.load_dataset` finds them; both carry ``source``, the file read."""

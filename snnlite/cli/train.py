@@ -8,6 +8,7 @@ from .banner import banner, eta_printer
 from .common import (
     ENCODINGS,
     add_data_args,
+    add_run_args,
     apply_overrides,
     load_data,
     print_table,
@@ -42,25 +43,7 @@ def add_parser(subparsers):
                    help="input encoding")
     t.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights, batch order and augmentation")
-    t.add_argument("--no-augment", action="store_true",
-                   help="no random crop and flip of the training images")
-    t.add_argument("--checkpoint-every", type=int, default=500,
-                   help="write last.h5 every N steps (and at the end of each epoch)")
-    t.add_argument("--train-limit", type=int, default=None,
-                   help="train on the first N training images (default: all)")
-    t.add_argument("--test-limit", type=int, default=None,
-                   help="evaluate on the first N test images (default: all)")
-    t.add_argument("--out", default=None,
-                   help="run folder (default: runs/<model>-<dataset>-T<T>-s<seed>)")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out where it stopped")
-    t.add_argument("--override", action="append", default=None, metavar="NAME=VALUE",
-                   help="with --resume: change one of the run's settings from where it "
-                        "stopped (e.g. lr=0.01 after a divergence), recorded in the run; "
-                        "repeatable")
-    t.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
-    t.add_argument("--log-every", type=int, default=0,
-                   help="with --no-progress: a status line every N steps (0: none)")
+    add_run_args(t, "runs/<model>-<dataset>-T<T>-s<seed>")
     t.add_argument("--init", default=None,
                    help="start from this checkpoint's weights (finetuning, e.g. with "
                         "--quantize; default: none, a fresh model)")

@@ -5,7 +5,14 @@ from pathlib import Path
 from ..io.checkpoint import read_config
 from ..transfer import METHODS, Transfer, TransferConfig
 from .banner import banner, eta_printer
-from .common import DATA_HELP, apply_overrides, load_data, print_table, report_changes
+from .common import (
+    DATA_HELP,
+    add_run_args,
+    apply_overrides,
+    load_data,
+    print_table,
+    report_changes,
+)
 from .quantize import add_qat_args, qat_format
 
 TABLE = ["epoch", "train_loss", "test_acc", "teacher_acc", "gap", "kl", "kl_temp",
@@ -42,24 +49,8 @@ def add_parser(subparsers):
     p.add_argument("--warmup-epochs", type=float, default=1.0,
                    help="epochs of linear warmup from lr/10 to lr, then cosine to 0")
     p.add_argument("--seed", type=int, default=0, help="seed of the batch order and augmentation")
-    p.add_argument("--no-augment", action="store_true",
-                   help="no random crop and flip of the training images")
-    p.add_argument("--checkpoint-every", type=int, default=500,
-                   help="write last.h5 every N steps (and at the end of each epoch)")
     p.add_argument("--data", default=None, help=DATA_HELP + "; the dataset is the teacher's")
-    p.add_argument("--train-limit", type=int, default=None,
-                   help="train on the first N training images (default: all)")
-    p.add_argument("--test-limit", type=int, default=None,
-                   help="evaluate on the first N test images (default: all)")
-    p.add_argument("--out", default=None,
-                   help="run folder (default: runs/transfer-<method>-<encoding>-T<T>-s<seed>)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out where it stopped")
-    p.add_argument("--override", action="append", default=None, metavar="NAME=VALUE",
-                   help="with --resume: change one of the run's settings from where it "
-                        "stopped (e.g. lr=0.01 after a divergence), recorded in the run; "
-                        "repeatable")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    add_run_args(p, "runs/transfer-<method>-<encoding>-T<T>-s<seed>")
     add_qat_args(p)
     p.set_defaults(func=run)
     return p
@@ -79,7 +70,7 @@ def run(args):
     out = Path(args.out or f"runs/transfer-{cfg.method}-{cfg.encoding}-T{cfg.T}-s{cfg.seed}")
     train, test = load_data(dataset, args.data)
     tr = Transfer(cfg, out, train, test, resume=args.resume, progress=not args.no_progress,
-                  override=override)
+                  log_every=args.log_every, override=override)
     report_changes(tr)
     print(banner("transfer", tr.summary(), getattr(train, "source", None)), flush=True)
     tr.on_eta = eta_printer(cfg.epochs, "transfer")

@@ -20,7 +20,7 @@ class Transfer(Trainer):
     """
 
     def __init__(self, config, out_dir, train_set, test_set, resume=False, progress=True,
-                 override=()):
+                 log_every=0, override=()):
         teacher, teacher_cfg = load_model(config.teacher)
         config = config.for_teacher(teacher_cfg)
         self.teacher = teacher.eval()
@@ -28,7 +28,7 @@ class Transfer(Trainer):
         student = models.build(config.model, config.num_classes)
         student.load_state_dict(teacher.state_dict())
         super().__init__(config, out_dir, train_set, test_set, model=student, resume=resume,
-                         progress=progress, override=override)
+                         progress=progress, log_every=log_every, override=override)
         self._graph = None
         self._teacher_eval = None
         self._last_eval = None
