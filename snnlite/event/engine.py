@@ -150,7 +150,7 @@ def run(net, x, mode="auto", record=False):
     dt = prog.dtype
     if mode == "dense":
         ecnt[:, :, 0] = 0
-        q_dense, dense = dense_currents(prog.projections, x, B, prog.dtype)
+        q_dense, dense = dense_currents(prog.projections, x, B, dt)
     else:
         q_dense, dense = np.full(len(prog.projections), -1, np.int64), np.zeros((B, 1, 0), dt)
     P = _pool.get_num_threads()

@@ -163,7 +163,7 @@ def run(qnet, x, record=False):
         # proven int32 bound
         q_dense, dense = dense_currents(prog.projections, quantize_input(qnet, x), B,
                                         np.float64)
-        dense = np.rint(dense).astype(np.int32)
+        dense = np.rint(dense, out=dense).astype(np.int32)
     P = _pool.get_num_threads()
     syn = np.zeros((B, T, len(prog.projections)), np.int64)
     sat = np.zeros((B, T, len(pops)), np.int64)
