@@ -48,3 +48,22 @@ def test_readme_scripts_start(capsys, monkeypatch):
             runpy.run_path(str(REPO / script), run_name="__main__")
         assert exit_.value.code == 0, script
         assert "usage:" in capsys.readouterr().out, script
+
+
+@pytest.mark.parametrize("model", ["cifarnet_small", "wrn20_1"])
+def test_readme_depth_tables_are_the_committed_results(model):
+    """Each row of the README's spike-collapse tables is the committed ``depth_stats.py``
+    result, to the printed digits."""
+    import json
+
+    res = json.loads((REPO / "examples" / "runs" / "depth" / f"{model}.json").read_text())
+    text = README.read_text()
+    direct, ttfs = res["layers"]["direct"], res["layers"]["ttfs"]
+    assert len(direct) == len(ttfs) > 0
+    for d, t in zip(direct, ttfs):
+        f, g = d["firing_rate"], t["firing_rate"]
+        p, q = d["preact_pos_mean"], t["preact_pos_mean"]
+        name = d["layer"] if model == "wrn20_1" else f"LIF {d['layer']}"
+        row = (f"| {name} ({d['depth']}) | {100 * f:.2f}% | {100 * g:.2f}% | {g / f:.2f} "
+               f"| {p:.3f} | {q:.3f} | {q / p:.2f} |")
+        assert row in text, row
