@@ -25,13 +25,14 @@ Re-running with the same ``--out`` continues unfinished runs and reuses finished
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 from snnlite import data, losses
 from snnlite.io.checkpoint import atomic_write, load_model
 from snnlite.io.config import TrainConfig
-from snnlite.train import Trainer, evaluate, subset
+from snnlite.train import Interrupted, Trainer, evaluate, subset
 from snnlite.transfer import Transfer, TransferConfig, pearson
 
 METHODS = ["tsf", "skd", "reverse_kl", "mse"]
@@ -213,4 +214,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Interrupted as e:  # the checkpoint is saved; one line, no traceback
+        sys.exit(f"d2e_cifar10: {str(e).split(' (resume')[0]}; "
+                 "the same command continues it")
