@@ -25,6 +25,7 @@ Re-running with the same ``--out`` continues unfinished runs and reuses finished
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -216,6 +217,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except Interrupted as e:  # the checkpoint is saved; one line, no traceback
-        sys.exit(f"d2e_cifar10: {str(e).split(' (resume')[0]}; "
-                 "the same command continues it")
+    except Interrupted as e:  # its checkpoints are saved: one line, no traceback
+        sys.exit(f"d2e_cifar10: stopped by {signal.Signals(e.signum).name}; its checkpoints "
+                 "are saved, and the same command continues it")

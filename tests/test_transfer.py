@@ -296,6 +296,26 @@ def test_example_study_writes_results_and_table(mini, teacher, tmp_path):
     assert res["pearson_kl_gap_pooled"] == _pearson_ref(kl, gap)
 
 
+def test_example_study_stops_in_one_line(mini_npz, tmp_path, monkeypatch, capsys):
+    """Ctrl-C or SIGTERM during the example (its checkpoints saved by the trainer) ends it
+    with one line, not a traceback."""
+    import runpy
+    import signal
+
+    from snnlite import train
+
+    def stop(self):
+        raise train.Interrupted(signal.SIGTERM, "interrupted (SIGTERM)")
+    monkeypatch.setattr(train.Trainer, "fit", stop)
+    monkeypatch.setattr(sys, "argv", ["d2e_cifar10.py", "--quick", "--data", str(mini_npz),
+                                      "--out", str(tmp_path), "--no-progress"])
+    with pytest.raises(BaseException) as exit_:  # unhandled, Interrupted is a KeyboardInterrupt
+        runpy.run_path(os.path.join(REPO, "examples", "d2e_cifar10.py"), run_name="__main__")
+    assert exit_.type is SystemExit
+    assert exit_.value.code == ("d2e_cifar10: stopped by SIGTERM; its checkpoints are saved, "
+                                "and the same command continues it")
+
+
 def test_mcnemar_is_the_exact_binomial_test():
     from math import comb
     a = np.array([1, 1, 1, 1, 1, 0, 0, 1, 0, 1, 1, 1], bool)
